@@ -1,0 +1,1 @@
+"""Multi-task transformer policy (images + proprioception + language goal -> action) and its node."""

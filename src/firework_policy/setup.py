@@ -1,0 +1,18 @@
+"""Multi-task transformer policy (images + proprioception + language goal -> action) and its node."""
+from setuptools import find_packages, setup
+
+package_name = "firework_policy"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    description="Multi-task transformer policy (images + proprioception + language goal -> action) and its node.",
+    license="Apache-2.0",
+)

@@ -1,0 +1,1 @@
+"""robosuite (MuJoCo) robots for the simulated fleet, scripted operator experts and episode collection."""

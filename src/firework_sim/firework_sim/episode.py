@@ -1,0 +1,72 @@
+"""Run one episode: a policy acts, and a human (the scripted operator) may take over.
+
+This is the loop the collection CLI, the evaluation CLIs and the in-process fleet share. Every step
+is handed to `sink` (e.g. a bag writer) as soon as it happened, so nothing is held back in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from firework_common.schema import ControlSource, EpisodeOutcome, Observation
+from firework_sim.robot_env import SimRobot
+
+
+class Actor(Protocol):
+    def reset(self, env: SimRobot) -> None: ...
+
+    def act(self, env: SimRobot) -> np.ndarray: ...
+
+
+@dataclass
+class StepRecord:
+    """What happened at one control step: the observation the action was chosen from, the
+    executed action, and who chose it."""
+
+    step: int
+    observation: Observation
+    action: np.ndarray
+    source: ControlSource
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    outcome: EpisodeOutcome
+    steps: int
+    human_steps: int
+    takeover_step: int | None
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is EpisodeOutcome.SUCCESS
+
+
+def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
+                policy_source: ControlSource = ControlSource.ROBOT,
+                operator: Actor | None = None, takeover_after: int | None = None,
+                sink: Callable[[StepRecord], None] | None = None) -> EpisodeResult:
+    """Run `policy` from a reset with `seed`; after `takeover_after` steps `operator` takes over
+    for the rest of the episode. The episode ends on held success or when the step budget is spent."""
+    if takeover_after is not None and operator is None:
+        raise ValueError("takeover_after needs an operator")
+    obs = robot.reset(seed)
+    policy.reset(robot)
+    actor, source = policy, policy_source
+    takeover_step = None
+    human_steps = 0
+    while not robot.succeeded and not robot.out_of_steps:
+        if takeover_after is not None and takeover_step is None and robot.steps >= takeover_after:
+            operator.reset(robot)
+            actor, source, takeover_step = operator, ControlSource.HUMAN, robot.steps
+        action = actor.act(robot)
+        record = StepRecord(robot.steps, obs, np.asarray(action, dtype=np.float64), source)
+        obs = robot.step(action)
+        human_steps += int(source is ControlSource.HUMAN)
+        if sink is not None:
+            sink(record)
+    outcome = EpisodeOutcome.SUCCESS if robot.succeeded else EpisodeOutcome.FAILURE
+    return EpisodeResult(robot.task.name, seed, outcome, robot.steps, human_steps, takeover_step)
