@@ -1,0 +1,67 @@
+"""The scripted operator: succeeds from reset and when taking over from a failing policy.
+
+These are quick functional checks on a few seeds (rendering off: the experts read simulator state).
+The success-rate numbers over 20 episodes per task come from bench/operator_success.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from firework_common.schema import ControlSource
+from firework_sim.tasks import TASKS
+
+pytestmark = pytest.mark.sim
+SEEDS = (11, 12)
+
+
+@pytest.fixture(scope="module")
+def robots(sim_config):
+    from firework_sim.robot_env import SimRobot
+
+    made = {t.name: SimRobot(t, sim_config, seed=0, render=False) for t in TASKS}
+    yield made
+    for r in made.values():
+        r.close()
+
+
+@pytest.mark.parametrize("task", [t.name for t in TASKS])
+def test_operator_succeeds_from_reset(task, robots, operator_config):
+    from firework_sim.episode import run_episode
+    from firework_sim.experts import make_expert
+
+    for seed in SEEDS:
+        res = run_episode(robots[task], make_expert(task, operator_config), seed,
+                          policy_source=ControlSource.HUMAN)
+        assert res.success, f"{task} seed {seed}: {res}"
+        assert res.human_steps == res.steps
+
+
+@pytest.mark.parametrize("task", [t.name for t in TASKS])
+def test_operator_takes_over_from_the_imperfect_policy(task, robots, operator_config):
+    from firework_sim.episode import run_episode
+    from firework_sim.experts import make_expert
+    from firework_sim.imperfect import ImperfectOperator
+
+    for seed in SEEDS:
+        policy = ImperfectOperator(make_expert(task, operator_config), operator_config.imperfect,
+                                   np.random.default_rng(seed))
+        res = run_episode(robots[task], policy, seed, operator=make_expert(task, operator_config),
+                          takeover_after=40)
+        assert res.success, f"{task} seed {seed}: {res}"
+        assert res.takeover_step == 40 and res.human_steps == res.steps - 40
+
+
+def test_imperfect_policy_deviates_from_the_expert(robots, operator_config):
+    from firework_sim.experts import make_expert
+    from firework_sim.imperfect import ImperfectOperator
+
+    robot = robots["Lift"]
+    robot.reset(seed=3)
+    expert = make_expert("Lift", operator_config)
+    imperfect = ImperfectOperator(make_expert("Lift", operator_config), operator_config.imperfect,
+                                  np.random.default_rng(0))
+    expert.reset(robot), imperfect.reset(robot)
+    diffs = [np.abs(imperfect.act(robot) - expert.act(robot)).max() for _ in range(20)]
+    assert np.mean(diffs) > 0.05
+    assert np.linalg.norm(imperfect.expert.position_bias) > 0
