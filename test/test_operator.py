@@ -65,3 +65,38 @@ def test_imperfect_policy_deviates_from_the_expert(robots, operator_config):
     diffs = [np.abs(imperfect.act(robot) - expert.act(robot)).max() for _ in range(20)]
     assert np.mean(diffs) > 0.05
     assert np.linalg.norm(imperfect.expert.position_bias) > 0
+
+
+class _Idle:
+    """A policy that does nothing: the supervisor must notice the stall and take over."""
+
+    def reset(self, env):
+        pass
+
+    def act(self, env):
+        return np.zeros(7)
+
+
+def test_supervisor_takes_over_a_stalled_robot_and_the_operator_finishes(robots, operator_config):
+    from firework_sim.episode import run_episode
+    from firework_sim.experts import make_expert
+    from firework_sim.supervisor import FailureWatcher
+
+    cfg = operator_config.supervisor
+    watcher = FailureWatcher(cfg)
+    res = run_episode(robots["Lift"], _Idle(), 5, operator=make_expert("Lift", operator_config),
+                      watcher=watcher)
+    assert watcher.reason == "stall"
+    assert cfg.grace_steps <= res.takeover_step <= cfg.stall_steps + 1
+    assert res.success
+
+
+def test_supervisor_leaves_a_competent_robot_alone(robots, operator_config):
+    from firework_sim.episode import run_episode
+    from firework_sim.experts import make_expert
+    from firework_sim.supervisor import FailureWatcher
+
+    res = run_episode(robots["Lift"], make_expert("Lift", operator_config), 5,
+                      operator=make_expert("Lift", operator_config),
+                      watcher=FailureWatcher(operator_config.supervisor))
+    assert res.success and res.takeover_step is None

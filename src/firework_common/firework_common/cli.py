@@ -28,6 +28,10 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                    help="who acts from reset: the scripted operator (demos) or the imperfect policy")
     p.add_argument("--takeover-after", default=None, metavar="S",
                    help="with --policy imperfect: the operator takes over after S steps (or LOW-HIGH)")
+    p.add_argument("--takeover-on-failure", action="store_true",
+                   help="with --policy imperfect: the operator supervises and takes over when the robot "
+                        "goes wrong (stalls, regresses, runs out of time); the labels failure "
+                        "prediction learns from")
     p.add_argument("--seed", type=int, default=0, help="base seed; episode i uses seed+i")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=cmd_collect)
@@ -55,9 +59,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
             takeover = TakeoverSpec.parse(args.takeover_after)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if args.takeover_on_failure and args.policy != "imperfect":
+        raise UsageError("--takeover-on-failure only applies to --policy imperfect")
     sim_cfg = load_sim_config()
     check_gl_backend(sim_cfg.render.gl_backend)
-    settings = CollectSettings(sim_cfg, load_operator_config(), args.policy, takeover)
+    settings = CollectSettings(sim_cfg, load_operator_config(), args.policy, takeover,
+                               args.takeover_on_failure)
 
     from tqdm import tqdm
 

@@ -64,6 +64,8 @@ class CollectSettings:
     operator: OperatorConfig
     policy: str
     takeover: TakeoverSpec | None
+    # The operator supervises and takes over when the robot goes wrong (firework_sim.supervisor).
+    takeover_on_failure: bool = False
 
 
 def plan_jobs(manifest: RoundManifest, tasks: list[TaskSpec], episodes_per_task: int,
@@ -97,6 +99,7 @@ def run_job(job: CollectJob) -> dict[str, Any]:
     from firework_sim.experts import make_expert
     from firework_sim.imperfect import ImperfectOperator
     from firework_sim.robot_env import SimRobot
+    from firework_sim.supervisor import FailureWatcher
 
     settings: CollectSettings = _worker_state["settings"]
     task = get_task(job.task)
@@ -106,7 +109,7 @@ def run_job(job: CollectJob) -> dict[str, Any]:
     robot = robots[job.task]
     rng = np.random.default_rng(job.seed)
     operator = make_expert(task.name, settings.operator)
-    takeover_after = None
+    takeover_after, watcher = None, None
     if settings.policy == "operator":
         policy, source, operator = operator, ControlSource.HUMAN, None
     else:
@@ -115,7 +118,9 @@ def run_job(job: CollectJob) -> dict[str, Any]:
         source = ControlSource.ROBOT
         if settings.takeover is not None:
             takeover_after = settings.takeover.sample(rng)
-        else:
+        if settings.takeover_on_failure:
+            watcher = FailureWatcher(settings.operator.supervisor)
+        if takeover_after is None and watcher is None:
             operator = None
     info = EpisodeInfo(
         robot_namespace=_worker_state["namespace"], task=task.name, task_id=task.task_id,
@@ -125,9 +130,10 @@ def run_job(job: CollectJob) -> dict[str, Any]:
     t0 = time.perf_counter()
     with EpisodeBagWriter(Path(job.bag_path), info) as bag:
         result = run_episode(robot, policy, job.seed, policy_source=source, operator=operator,
-                             takeover_after=takeover_after,
+                             takeover_after=takeover_after, watcher=watcher,
                              sink=lambda r: bag.write_step(r.step, r.observation, r.action, r.source))
-        summary = {"human_steps": result.human_steps, "takeover_step": result.takeover_step}
+        summary = {"human_steps": result.human_steps, "takeover_step": result.takeover_step,
+                   "takeover_reason": watcher.reason if watcher is not None else None}
         final = bag.finish(result.outcome, summary)
     return {**info.extra, "task": task.name, "seed": job.seed, "robot_namespace": info.robot_namespace,
             "bag": str(Path(EPISODES_DIR) / final.name), "outcome": result.outcome.value,

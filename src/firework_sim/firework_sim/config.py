@@ -111,6 +111,26 @@ class ImperfectConfig:
 
 
 @dataclass(frozen=True)
+class SupervisorConfig:
+    """When the supervising human takes over from a robot that is going wrong (privileged view of
+    the simulator: the task's dense progress in [0, 1], robosuite's shaped reward).
+
+    Args:
+        grace_steps: no takeover during the first steps of an episode.
+        stall_steps: take over when progress has not improved for this many steps.
+        min_improvement: progress gain that counts as an improvement.
+        regression: take over when progress falls this far below its best (e.g. a dropped object).
+        deadline_fraction: take over when this share of the step budget is spent without success.
+    """
+
+    grace_steps: int = 10
+    stall_steps: int = 30
+    min_improvement: float = 0.02
+    regression: float = 0.25
+    deadline_fraction: float = 0.6
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """The scripted operator (the simulated human).
 
@@ -120,6 +140,7 @@ class OperatorConfig:
         integral_limit: clip of the integral term, in action units.
         rotation_gain: P gain from orientation error (rad) to rotation action.
         imperfect: fault model of the imperfect operator.
+        supervisor: when the operator, supervising a robot, takes over.
     """
 
     position_gain: float = 2.0
@@ -127,6 +148,7 @@ class OperatorConfig:
     integral_limit: float = 0.3
     rotation_gain: float = 1.0
     imperfect: ImperfectConfig = field(default_factory=ImperfectConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
 
 
 def load_sim_config() -> SimConfig:

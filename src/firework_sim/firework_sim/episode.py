@@ -12,6 +12,7 @@ import numpy as np
 
 from firework_common.schema import ControlSource, EpisodeOutcome, Observation
 from firework_sim.robot_env import SimRobot
+from firework_sim.supervisor import FailureWatcher
 
 
 class Actor(Protocol):
@@ -48,18 +49,24 @@ class EpisodeResult:
 def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
                 policy_source: ControlSource = ControlSource.ROBOT,
                 operator: Actor | None = None, takeover_after: int | None = None,
+                watcher: FailureWatcher | None = None,
                 sink: Callable[[StepRecord], None] | None = None) -> EpisodeResult:
-    """Run `policy` from a reset with `seed`; after `takeover_after` steps `operator` takes over
-    for the rest of the episode. The episode ends on held success or when the step budget is spent."""
-    if takeover_after is not None and operator is None:
-        raise ValueError("takeover_after needs an operator")
+    """Run `policy` from a reset with `seed`. `operator` takes over for the rest of the episode
+    after `takeover_after` steps, or when `watcher` (the supervising human) sees the robot going
+    wrong. The episode ends on held success or when the step budget is spent."""
+    if (takeover_after is not None or watcher is not None) and operator is None:
+        raise ValueError("takeover_after and watcher need an operator")
     obs = robot.reset(seed)
     policy.reset(robot)
+    if watcher is not None:
+        watcher.reset()
     actor, source = policy, policy_source
     takeover_step = None
     human_steps = 0
     while not robot.succeeded and not robot.out_of_steps:
-        if takeover_after is not None and takeover_step is None and robot.steps >= takeover_after:
+        if takeover_step is None and operator is not None and (
+                (takeover_after is not None and robot.steps >= takeover_after)
+                or (watcher is not None and watcher.should_take_over(robot))):
             operator.reset(robot)
             actor, source, takeover_step = operator, ControlSource.HUMAN, robot.steps
         action = actor.act(robot)

@@ -1,0 +1,88 @@
+"""The visual world model W = (UNet encoder, UNet decoder, cVAE transformer dynamics).
+
+Shapes: frames are uint8 (..., cameras, H, W, 3) as recorded in bags; z is the flattened state
+embedding (..., latent_dim) of all cameras; tokens are the dynamics' (..., embed_dim) projection of z.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from firework_monitor.config import WorldModelConfig, WorldModelTrainConfig
+from firework_monitor.dynamics import CVAEDynamics
+from firework_monitor.unet import UNetDecoder, UNetEncoder
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = UNetEncoder(cfg)
+        self.decoder = UNetDecoder(cfg)
+        self.dynamics = CVAEDynamics(cfg)
+
+    # --- frames <-> latents -----------------------------------------------------------------
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (..., C, H, W, 3) -> z (..., latent_dim)."""
+        lead = frames.shape[:-4]
+        c, h, w = frames.shape[-4:-1]
+        x = frames.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float().div_(255.0)
+        lat = self.encoder(x)                                   # (B*C, lc, ls, ls)
+        return lat.reshape(*lead, -1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (..., latent_dim) -> float images (..., C, 3, H, W) in [0, 1]."""
+        cfg = self.cfg
+        lead = z.shape[:-1]
+        lat = z.reshape(-1, cfg.latent_channels, cfg.latent_size, cfg.latent_size)
+        img = self.decoder(lat)
+        return img.reshape(*lead, cfg.num_cameras, 3, cfg.image_size, cfg.image_size)
+
+    def tokens(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dynamics.tokenize(z)
+
+    # --- prediction -------------------------------------------------------------------------
+    @torch.no_grad()
+    def imagine(self, z_history: torch.Tensor, futures: int | None = None, horizon: int | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_history (B, T, D) -> N sampled futures (B, N, L, D) and their tokens (B, N, L, d)."""
+        return self.dynamics.rollout(z_history, futures or self.cfg.futures, horizon or self.cfg.horizon,
+                                     generator)
+
+    # --- training ---------------------------------------------------------------------------
+    def loss(self, chunks: torch.Tensor, train_cfg: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
+        """chunks: uint8 (B, S, C, H, W, 3), S >= history + horizon. Joint loss of all three parts."""
+        cfg = self.cfg
+        b, s = chunks.shape[:2]
+        t, horizon = cfg.history, cfg.horizon
+        if s < t + horizon:
+            raise ValueError(f"chunk length {s} < history + horizon = {t + horizon}")
+        z = self.encode(chunks)                                             # (B, S, D)
+
+        # Image reconstruction on a random subset of frames per chunk.
+        r = min(train_cfg.recon_frames_per_chunk, s)
+        pick = torch.rand(b, s).argsort(dim=1)[:, :r]
+        z_pick = torch.gather(z, 1, pick.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
+        frames_pick = torch.gather(chunks, 1, pick.reshape(b, r, 1, 1, 1, 1).expand(
+            -1, -1, *chunks.shape[2:]))
+        target = frames_pick.permute(0, 1, 2, 5, 3, 4).float() / 255.0
+        recon = F.mse_loss(self.decode(z_pick), target)
+
+        # L-step autoregressive latent prediction over every window in every chunk.
+        windows = z.unfold(1, t + horizon, 1).permute(0, 1, 3, 2).reshape(-1, t + horizon, z.shape[-1])
+        targets = windows[:, t:].detach()          # predict the encoder's latents, do not move them
+        scale = targets.var(dim=0).mean().clamp_min(1e-6)
+        history = self.dynamics.tokenize(windows[:, :t])
+        last_z = windows[:, t - 1]
+        latent, kl = 0.0, 0.0
+        for k in range(horizon):
+            pred, step_kl = self.dynamics.train_step(history, last_z, targets[:, k])
+            latent = latent + F.mse_loss(pred, targets[:, k]) / scale
+            kl = kl + step_kl.mean()
+            last_z = pred
+            history = torch.cat([history[:, 1:], self.dynamics.tokenize(pred).unsqueeze(1)], dim=1)
+        latent, kl = latent / horizon, kl / horizon
+        total = (train_cfg.recon_weight * recon + train_cfg.latent_weight * latent
+                 + train_cfg.kl_weight * kl)
+        return {"loss": total, "recon": recon.detach(), "latent": latent.detach(), "kl": kl.detach()}
