@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firework", description="FIREWORK multi-task fleet learning")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_collect(sub)
+    # Subcommands of other packages register themselves; their heavy imports stay inside commands.
+    from firework_monitor import cli as monitor_cli
+
+    train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command", required=True)
+    monitor_cli.register_train(train)
+    monitor_cli.register_monitor(sub)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    monitor_cli.register_bench(bench)
     return parser
 
 
