@@ -94,14 +94,14 @@ def _load_pair(args):
 
 def cmd_monitor_fit(args) -> int:
     from firework_monitor.config import load_monitor_config
-    from firework_monitor.predictors import ErrorPredictors, fit_predictors
+    from firework_monitor.predictors import ErrorPredictors, fit_predictors_on_rounds
     from firework_monitor.train_world_model import load_world_model
 
     model, wm_meta = load_world_model(args.world_model)
     mcfg = load_monitor_config(wm_meta.get("preset", "cpu"))
     previous = ErrorPredictors.load(args.previous, model) if args.previous else None
     tasks = args.tasks.split(",") if args.tasks else None
-    predictors, report = fit_predictors(model, _rounds(args.data), mcfg, previous, tasks)
+    predictors, report = fit_predictors_on_rounds(model, _rounds(args.data), mcfg, previous, tasks)
     predictors.save(args.out, {"rounds": [str(p) for p in args.data], "world_model": str(args.world_model),
                                "report": report})
     _emit(report, args.json)

@@ -109,16 +109,22 @@ def embed_all(model: WorldModel, episodes: Sequence[EpisodeData], futures: int, 
                            disable=not show_progress, dynamic_ncols=True)]
 
 
-def fit_predictors(model: WorldModel, round_dirs: Sequence[Path], mcfg: MonitorConfig,
-                   previous: ErrorPredictors | None = None, tasks: Sequence[str] | None = None,
-                   show_progress: bool = True) -> tuple[ErrorPredictors, dict[str, Any]]:
-    """Fit failure classifiers, OOD detectors and p_H for every task found in the rounds.
+def fit_predictors_on_rounds(model: WorldModel, round_dirs: Sequence[Path], mcfg: MonitorConfig,
+                             previous: ErrorPredictors | None = None, tasks: Sequence[str] | None = None,
+                             show_progress: bool = True) -> tuple[ErrorPredictors, dict[str, Any]]:
+    """`fit_predictors` on the episodes of `round_dirs` (oldest first; the last is the newest)."""
+    return fit_predictors(model, load_rounds(round_dirs, tasks), Path(round_dirs[-1]), mcfg, previous,
+                          show_progress)
 
-    The OOD detector covers all rounds so far. The failure classifier trains on all rounds; with
+
+def fit_predictors(model: WorldModel, episodes: Sequence[EpisodeData], newest: Path, mcfg: MonitorConfig,
+                   previous: ErrorPredictors | None = None, show_progress: bool = True
+                   ) -> tuple[ErrorPredictors, dict[str, Any]]:
+    """Fit failure classifiers, OOD detectors and p_H for every task in `episodes`.
+
+    The OOD detector covers all data so far. The failure classifier trains on all of it; with
     `previous`, it instead starts from the previous classifier and is fine-tuned on the newest
-    round (the last of `round_dirs`), as in the paper."""
-    episodes = load_rounds(round_dirs, tasks)
-    newest = Path(round_dirs[-1])
+    round's episodes (those recorded in `newest`), as in the paper. p_H comes from the newest round."""
     futures = model.cfg.futures
     report: dict[str, Any] = {}
     fitted = {}

@@ -38,7 +38,10 @@ class UNetEncoder(nn.Module):
                                    ResBlock(ch[0])]
         for c_in, c_out in zip(ch[:-1], ch[1:]):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), ResBlock(c_out)]
-        layers += [_group_norm(ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.latent_channels, 1)]
+        layers += [_group_norm(ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.latent_channels, 1),
+                   # Standardize each latent map: the latent keeps a fixed scale, so the dynamics'
+                   # prediction loss cannot be lowered by shrinking the latent space.
+                   nn.GroupNorm(1, cfg.latent_channels, affine=False)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

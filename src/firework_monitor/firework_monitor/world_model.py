@@ -72,13 +72,12 @@ class WorldModel(nn.Module):
         # L-step autoregressive latent prediction over every window in every chunk.
         windows = z.unfold(1, t + horizon, 1).permute(0, 1, 3, 2).reshape(-1, t + horizon, z.shape[-1])
         targets = windows[:, t:].detach()          # predict the encoder's latents, do not move them
-        scale = targets.var(dim=0).mean().clamp_min(1e-6)
         history = self.dynamics.tokenize(windows[:, :t])
         last_z = windows[:, t - 1]
         latent, kl = 0.0, 0.0
         for k in range(horizon):
             pred, step_kl = self.dynamics.train_step(history, last_z, targets[:, k])
-            latent = latent + F.mse_loss(pred, targets[:, k]) / scale
+            latent = latent + F.mse_loss(pred, targets[:, k])
             kl = kl + step_kl.mean()
             last_z = pred
             history = torch.cat([history[:, 1:], self.dynamics.tokenize(pred).unsqueeze(1)], dim=1)
