@@ -76,3 +76,29 @@ def test_missing_gl_library_names_the_fix(monkeypatch):
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     with pytest.raises(EnvironmentSetupError, match="apt-get install libosmesa6"):
         robot_env.check_gl_backend("osmesa")
+
+
+@pytest.mark.parametrize("change", ["lighting", "camera", "color"])
+def test_visual_changes_alter_the_pictures_not_the_physics(change, sim_config, lift_robot):
+    from firework_sim.robot_env import SimRobot
+    from firework_sim.visual_changes import apply_visual_change
+
+    changed = SimRobot(get_task("Lift"), sim_config, seed=0)
+    try:
+        apply_visual_change(changed, change)
+        a, b = lift_robot.reset(seed=4), changed.reset(seed=4)
+        np.testing.assert_allclose(a.eef_pos, b.eef_pos)
+        cube = lift_robot.raw.sim.model.body_name2id(lift_robot.raw.cube.root_body)
+        np.testing.assert_allclose(lift_robot.raw.sim.data.body_xpos[cube], changed.raw.sim.data.body_xpos[cube])
+        diff = np.abs(a.images["agentview"].astype(int) - b.images["agentview"].astype(int)).mean()
+        assert diff > 1.0, f"{change} left the agentview picture unchanged"
+    finally:
+        changed.close()
+
+
+def test_unknown_visual_change_lists_the_known_ones(lift_robot):
+    from firework_common.errors import UsageError
+    from firework_sim.visual_changes import apply_visual_change
+
+    with pytest.raises(UsageError, match="lighting, camera, color"):
+        apply_visual_change(lift_robot, "fog")

@@ -32,6 +32,9 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
                    help="with --policy imperfect: the operator supervises and takes over when the robot "
                         "goes wrong (stalls, regresses, runs out of time); the labels failure "
                         "prediction learns from")
+    p.add_argument("--visual-change", default=None, metavar="NAME",
+                   help="record with a visual change never seen in training: lighting, camera or color "
+                        "(for OOD evaluation)")
     p.add_argument("--seed", type=int, default=0, help="base seed; episode i uses seed+i")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=cmd_collect)
@@ -42,6 +45,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from firework_sim.config import load_operator_config, load_sim_config
     from firework_sim.robot_env import check_gl_backend
     from firework_sim.tasks import parse_task_list
+    from firework_sim.visual_changes import VISUAL_CHANGES
 
     tasks = parse_task_list(args.tasks)
     if args.episodes <= 0:
@@ -61,10 +65,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     if args.takeover_on_failure and args.policy != "imperfect":
         raise UsageError("--takeover-on-failure only applies to --policy imperfect")
+    if args.visual_change is not None and args.visual_change not in VISUAL_CHANGES:
+        raise UsageError(f"unknown --visual-change {args.visual_change!r}; available: "
+                         f"{', '.join(VISUAL_CHANGES)}")
     sim_cfg = load_sim_config()
     check_gl_backend(sim_cfg.render.gl_backend)
     settings = CollectSettings(sim_cfg, load_operator_config(), args.policy, takeover,
-                               args.takeover_on_failure)
+                               args.takeover_on_failure, args.visual_change)
 
     from tqdm import tqdm
 

@@ -66,6 +66,8 @@ class CollectSettings:
     takeover: TakeoverSpec | None
     # The operator supervises and takes over when the robot goes wrong (firework_sim.supervisor).
     takeover_on_failure: bool = False
+    # A visual change never seen in training (firework_sim.visual_changes), for OOD evaluation.
+    visual_change: str | None = None
 
 
 def plan_jobs(manifest: RoundManifest, tasks: list[TaskSpec], episodes_per_task: int,
@@ -100,12 +102,15 @@ def run_job(job: CollectJob) -> dict[str, Any]:
     from firework_sim.imperfect import ImperfectOperator
     from firework_sim.robot_env import SimRobot
     from firework_sim.supervisor import FailureWatcher
+    from firework_sim.visual_changes import apply_visual_change
 
     settings: CollectSettings = _worker_state["settings"]
     task = get_task(job.task)
     robots = _worker_state["robots"]
     if job.task not in robots:
         robots[job.task] = SimRobot(task, settings.sim, seed=job.seed)
+        if settings.visual_change is not None:
+            apply_visual_change(robots[job.task], settings.visual_change)
     robot = robots[job.task]
     rng = np.random.default_rng(job.seed)
     operator = make_expert(task.name, settings.operator)
@@ -126,7 +131,7 @@ def run_job(job: CollectJob) -> dict[str, Any]:
         robot_namespace=_worker_state["namespace"], task=task.name, task_id=task.task_id,
         language_goal=task.language_goal, seed=job.seed,
         control_freq_hz=settings.sim.control_freq_hz, camera_names=settings.sim.cameras.names,
-        extra={"index": job.index, "policy": settings.policy})
+        extra={"index": job.index, "policy": settings.policy, "visual_change": settings.visual_change})
     t0 = time.perf_counter()
     with EpisodeBagWriter(Path(job.bag_path), info) as bag:
         result = run_episode(robot, policy, job.seed, policy_source=source, operator=operator,
