@@ -24,12 +24,15 @@ def _add_collect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, required=True, help="episodes per task")
     p.add_argument("--out", type=Path, required=True, help="round directory (created; its parent must exist)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (robots), one per core")
-    p.add_argument("--policy", choices=("operator", "imperfect"), default="operator",
-                   help="who acts from reset: the scripted operator (demos) or the imperfect policy")
+    p.add_argument("--policy", choices=("operator", "imperfect", "learned"), default="operator",
+                   help="who acts from reset: the scripted operator (demos), the imperfect policy, or a "
+                        "trained policy (--checkpoint)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="with --policy learned: the policy checkpoint directory")
     p.add_argument("--takeover-after", default=None, metavar="S",
-                   help="with --policy imperfect: the operator takes over after S steps (or LOW-HIGH)")
+                   help="with --policy imperfect|learned: the operator takes over after S steps (or LOW-HIGH)")
     p.add_argument("--takeover-on-failure", action="store_true",
-                   help="with --policy imperfect: the operator supervises and takes over when the robot "
+                   help="with --policy imperfect|learned: the operator supervises and takes over when the robot "
                         "goes wrong (stalls, regresses, runs out of time); the labels failure "
                         "prediction learns from")
     p.add_argument("--visual-change", default=None, metavar="NAME",
@@ -56,22 +59,30 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"--out {args.out}: parent directory {out.parent} does not exist; create it first")
     takeover = None
+    if (args.policy == "learned") != (args.checkpoint is not None):
+        raise UsageError("--policy learned needs --checkpoint DIR, and --checkpoint only applies to it")
     if args.takeover_after is not None:
-        if args.policy != "imperfect":
-            raise UsageError("--takeover-after only applies to --policy imperfect")
+        if args.policy == "operator":
+            raise UsageError("--takeover-after only applies to --policy imperfect or learned")
         try:
             takeover = TakeoverSpec.parse(args.takeover_after)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if args.takeover_on_failure and args.policy != "imperfect":
-        raise UsageError("--takeover-on-failure only applies to --policy imperfect")
+    if args.takeover_on_failure and args.policy == "operator":
+        raise UsageError("--takeover-on-failure only applies to --policy imperfect or learned")
     if args.visual_change is not None and args.visual_change not in VISUAL_CHANGES:
         raise UsageError(f"unknown --visual-change {args.visual_change!r}; available: "
                          f"{', '.join(VISUAL_CHANGES)}")
     sim_cfg = load_sim_config()
     check_gl_backend(sim_cfg.render.gl_backend)
+    actor_factory = None
+    if args.policy == "learned":
+        from firework_policy.evaluate import learned_actor_factory
+
+        actor_factory = learned_actor_factory(args.checkpoint.expanduser().resolve(), [t.name for t in tasks],
+                                              sim_cfg)
     settings = CollectSettings(sim_cfg, load_operator_config(), args.policy, takeover,
-                               args.takeover_on_failure, args.visual_change)
+                               args.takeover_on_failure, args.visual_change, actor_factory)
 
     from tqdm import tqdm
 
@@ -117,10 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collect(sub)
     # Subcommands of other packages register themselves; their heavy imports stay inside commands.
     from firework_monitor import cli as monitor_cli
+    from firework_policy import cli as policy_cli
 
     train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command", required=True)
     monitor_cli.register_train(train)
+    policy_cli.register_train(train)
     monitor_cli.register_monitor(sub)
+    policy_cli.register_policy(sub)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
     monitor_cli.register_bench(bench)
     return parser

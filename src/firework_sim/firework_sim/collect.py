@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from firework_common.schema import ControlSource, EpisodeOutcome
 from firework_sim.config import OperatorConfig, SimConfig
 from firework_sim.tasks import TaskSpec, get_task
 
-POLICIES = ("operator", "imperfect")
+POLICIES = ("operator", "imperfect", "learned")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ class CollectSettings:
     takeover_on_failure: bool = False
     # A visual change never seen in training (firework_sim.visual_changes), for OOD evaluation.
     visual_change: str | None = None
+    # policy "learned": a picklable callable task -> Actor, called for every episode in the worker
+    # (firework_policy.runtime.LearnedActorFactory); firework_sim never imports the policy itself.
+    actor_factory: Callable[[TaskSpec], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.policy == "learned") != (self.actor_factory is not None):
+            raise ValueError("policy 'learned' needs an actor_factory, and only it takes one")
 
 
 def plan_jobs(manifest: RoundManifest, tasks: list[TaskSpec], episodes_per_task: int,
@@ -118,8 +125,8 @@ def run_job(job: CollectJob) -> dict[str, Any]:
     if settings.policy == "operator":
         policy, source, operator = operator, ControlSource.HUMAN, None
     else:
-        policy = ImperfectOperator(make_expert(task.name, settings.operator),
-                                   settings.operator.imperfect, rng)
+        policy = (settings.actor_factory(task) if settings.policy == "learned" else
+                  ImperfectOperator(make_expert(task.name, settings.operator), settings.operator.imperfect, rng))
         source = ControlSource.ROBOT
         if settings.takeover is not None:
             takeover_after = settings.takeover.sample(rng)
