@@ -46,7 +46,8 @@ def _import_robosuite(backend: str) -> Any:
 
     # Upright images (robosuite renders upside-down by default).
     macros.IMAGE_CONVENTION = "opencv"
-    logging.getLogger("robosuite").setLevel(logging.ERROR)
+    # robosuite logs a controller-config warning at every reset: keep errors only.
+    logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
     return robosuite
 
 
