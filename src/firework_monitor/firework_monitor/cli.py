@@ -31,6 +31,8 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="cpu", help="world model preset in config/monitor.yaml")
     p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's choice; 1 when other jobs share the cores)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train_world_model)
 
@@ -39,6 +41,12 @@ def cmd_train_world_model(args) -> int:
     from firework_monitor.config import load_monitor_config
     from firework_monitor.train_world_model import train_world_model
 
+    import torch
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     mcfg = load_monitor_config(args.preset)
     result = train_world_model(_rounds(args.data), args.out, mcfg, args.steps, resume=not args.no_resume)
     held = result["held_out"]

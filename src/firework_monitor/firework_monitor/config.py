@@ -98,15 +98,15 @@ class WorldModelTrainConfig:
         seed: RNG seed.
     """
 
-    steps: int = 3000
-    chunks_per_batch: int = 4
-    chunk_length: int = 24
+    steps: int = 2000
+    chunks_per_batch: int = 2
+    chunk_length: int = 20
     lr: float = 1e-3
     weight_decay: float = 1e-4
     recon_weight: float = 1.0
     latent_weight: float = 1.0
     kl_weight: float = 0.01
-    recon_frames_per_chunk: int = 6
+    recon_frames_per_chunk: int = 4
     log_every: int = 50
     checkpoint_every: int = 500
     seed: int = 0
