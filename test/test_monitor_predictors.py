@@ -86,11 +86,17 @@ def test_finetuning_starts_from_the_previous_classifier(fitted, tiny):
     from firework_monitor.predictors import fit_predictors
 
     model, predictors, _ = fitted
+    before = {k: v.clone() for k, v in predictors.tasks["Lift"].classifier.state_dict().items()}
     newer, report = fit_predictors(model, make_episodes(11, 6), SYNTHETIC, tiny, previous=predictors,
                                    show_progress=False)
     assert report["Lift"]["finetuned"]
-    # Fine-tuning from a trained classifier starts far below an untrained one's ~log(3) loss.
-    assert report["Lift"]["classifier_loss_first"] < 0.9
+    after = newer.tasks["Lift"].classifier.state_dict()
+    # Same input scale as the previous round's classifier, weights moved from where it left them.
+    assert torch.equal(after["feature_mean"], before["feature_mean"])
+    first = "net.0.weight"
+    moved = (after[first] - before[first]).norm() / before[first].norm()
+    assert 0 < moved < 1.0
+    assert report["Lift"]["classifier_loss_last"] < report["Lift"]["classifier_loss_first"]
 
 
 def test_runtime_tick_assesses_every_robot_and_survives_bad_input(fitted):

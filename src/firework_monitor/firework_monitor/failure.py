@@ -16,17 +16,30 @@ from firework_monitor.config import FailureConfig
 from firework_monitor.data import StepLabel
 
 NUM_CLASSES = len(StepLabel)
+STD_FLOOR_OF_MEDIAN = 0.1
 
 
 class FailureClassifier(nn.Module):
     def __init__(self, token_dim: int, hidden_dim: int) -> None:
         super().__init__()
+        # Per-feature standardization with the training set's statistics (saved with the weights):
+        # states of one task differ only slightly in the world model's frozen embedding, and an
+        # MLP on the raw features barely moves from chance.
+        self.register_buffer("feature_mean", torch.zeros(2 * token_dim))
+        self.register_buffer("feature_std", torch.ones(2 * token_dim))
         self.net = nn.Sequential(
-            nn.LayerNorm(2 * token_dim), nn.Linear(2 * token_dim, hidden_dim), nn.GELU(),
+            nn.Linear(2 * token_dim, hidden_dim), nn.GELU(),
             nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, NUM_CLASSES))
 
+    def set_feature_statistics(self, features: torch.Tensor) -> None:
+        flat = features.reshape(-1, features.shape[-1])
+        self.feature_mean.copy_(flat.mean(dim=0))
+        std = flat.std(dim=0)
+        # Floor: a feature that hardly varies in training must not be blown up into noise.
+        self.feature_std.copy_(std.clamp_min(float(std.median()) * STD_FLOOR_OF_MEDIAN + 1e-8))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        return self.net((features - self.feature_mean) / self.feature_std)
 
 
 def pair_features(token: np.ndarray | torch.Tensor, future_token: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -55,6 +68,8 @@ def train_classifier(features: np.ndarray, labels: np.ndarray, cfg: FailureConfi
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     feats = torch.as_tensor(features, dtype=torch.float32)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
+    if init is None:   # fine-tuning keeps the previous statistics: same input scale as before
+        model.set_feature_statistics(feats)
     # Balanced sampling: every class present gets the same expected share of a batch.
     counts = torch.bincount(labels_t, minlength=NUM_CLASSES).float()
     weights = torch.where(counts[labels_t] > 0, 1.0 / counts[labels_t], torch.zeros(()))

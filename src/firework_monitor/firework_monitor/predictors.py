@@ -60,7 +60,7 @@ class ErrorPredictors:
                 tensors[k] = torch.from_numpy(np.ascontiguousarray(v))
             tasks_meta[name] = {"intervention_ratio": tp.intervention_ratio,
                                 "ood_percentile": tp.ood_percentile(self.threshold_cfg),
-                                "token_dim": tp.classifier.net[1].in_features // 2}
+                                "token_dim": tp.classifier.net[0].in_features // 2}
         config = {"failure": to_dict(self.failure_cfg), "ood": to_dict(self.ood_cfg),
                   "threshold": to_dict(self.threshold_cfg), "world_model": self.world_model_config,
                   "tasks": tasks_meta}
