@@ -174,15 +174,15 @@ def test_act_returns_k_actions_in_range_and_keeps_histories(trained):
         out = runner.act(inputs)
         assert out.shape == (4, 7) and out.dtype == np.float64
         assert np.all(out >= -1) and np.all(out <= 1) and np.all(np.isfinite(out))
-    assert set(runner._history) == {f"robot_{k}" for k in range(4)}
-    assert all(len(h) == policy.cfg.context for h in runner._history.values())
+    assert set(runner._history.snapshot()) == {f"robot_{k}" for k in range(4)}
+    assert all(len(h) == policy.cfg.context for h in runner._history.snapshot().values())
     # Batched == one robot at a time (histories are per robot).
     solo = PolicyRunner(policy)
     for _ in range(5):
         single = np.concatenate([solo.act([x]) for x in inputs])
     np.testing.assert_allclose(single, out, atol=1e-5)
     runner.reset("robot_0")
-    assert "robot_0" not in runner._history
+    assert "robot_0" not in runner._history.snapshot()
     assert runner.act([]).shape == (0, 7)
 
 
@@ -210,7 +210,7 @@ def test_bad_input_is_named_and_changes_nothing(trained, frames, proprio, match)
     good = ("ok", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))
     with pytest.raises(PolicyInputError, match=match):
         runner.act([good, ("bad", "Lift", frames, proprio)])
-    assert runner._history == {}           # the whole call was refused before any state changed
+    assert runner._history.snapshot() == {}           # the whole call was refused before any state changed
 
 
 def test_unknown_task_names_the_known_tasks(trained):

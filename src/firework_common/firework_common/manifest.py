@@ -70,3 +70,14 @@ def load_manifest(round_dir: Path) -> list[dict[str, Any]]:
     if data.get("format") != MANIFEST_FORMAT:
         raise DataError(f"{path}: format is {data.get('format')!r}, expected {MANIFEST_FORMAT!r}")
     return list(data["episodes"])
+
+
+def require_round_dirs(paths: list[Path]) -> list[Path]:
+    """Fail with one message naming every path that is not a round directory."""
+    from firework_common.errors import UsageError
+
+    missing = [str(p) for p in paths if not (Path(p) / MANIFEST_NAME).is_file()]
+    if missing:
+        raise UsageError(f"not a round directory (no {MANIFEST_NAME}): {', '.join(missing)}; "
+                         f"record one with `firework collect --out DIR`")
+    return paths

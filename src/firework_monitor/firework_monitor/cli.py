@@ -7,14 +7,7 @@ import sys
 from pathlib import Path
 
 from firework_common.errors import UsageError
-
-
-def _rounds(paths: list[Path]) -> list[Path]:
-    missing = [str(p) for p in paths if not (p / "manifest.json").is_file()]
-    if missing:
-        raise UsageError(f"not a round directory (no manifest.json): {', '.join(missing)}; "
-                         f"record one with `firework collect --out DIR`")
-    return paths
+from firework_common.manifest import require_round_dirs
 
 
 def _emit(result: dict, as_json: bool, text: str | None = None) -> None:
@@ -48,7 +41,7 @@ def cmd_train_world_model(args) -> int:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     mcfg = load_monitor_config(args.preset)
-    result = train_world_model(_rounds(args.data), args.out, mcfg, args.steps, resume=not args.no_resume)
+    result = train_world_model(require_round_dirs(args.data), args.out, mcfg, args.steps, resume=not args.no_resume)
     held = result["held_out"]
     text = (f"trained {result['steps']} steps ({result['train_seconds']:.0f} s) -> {args.out}\n"
             f"held-out: latent MSE {held.get('latent_mse', float('nan')):.5f} vs repeat-last "
@@ -109,7 +102,7 @@ def cmd_monitor_fit(args) -> int:
     mcfg = load_monitor_config(wm_meta.get("preset", "cpu"))
     previous = ErrorPredictors.load(args.previous, model) if args.previous else None
     tasks = args.tasks.split(",") if args.tasks else None
-    predictors, report = fit_predictors_on_rounds(model, _rounds(args.data), mcfg, previous, tasks)
+    predictors, report = fit_predictors_on_rounds(model, require_round_dirs(args.data), mcfg, previous, tasks)
     predictors.save(args.out, {"rounds": [str(p) for p in args.data], "world_model": str(args.world_model),
                                "report": report})
     _emit(report, args.json)
@@ -122,7 +115,7 @@ def cmd_monitor_fit_threshold(args) -> int:
     from firework_monitor.predictors import with_threshold
 
     model, predictors = _load_pair(args)
-    cfg, report = fit_adaptive_threshold(model, predictors, load_rounds(_rounds(args.data)))
+    cfg, report = fit_adaptive_threshold(model, predictors, load_rounds(require_round_dirs(args.data)))
     with_threshold(predictors, cfg).save(args.predictors, {"threshold_fit": report})
     _emit(report, args.json)
     return 0
@@ -133,8 +126,8 @@ def cmd_monitor_eval(args) -> int:
     from firework_monitor.evaluate import evaluate_monitor
 
     model, predictors = _load_pair(args)
-    episodes = load_rounds(_rounds(args.data))
-    ood_eps = load_rounds(_rounds(args.ood_data)) if args.ood_data else []
+    episodes = load_rounds(require_round_dirs(args.data))
+    ood_eps = load_rounds(require_round_dirs(args.ood_data)) if args.ood_data else []
     result = evaluate_monitor(model, predictors, episodes, ood_eps, args.window)
     _emit(result, args.json)
     return 0

@@ -7,13 +7,13 @@ is unusable (wrong frame size, layout or dtype, NaNs in proprioception, unknown 
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from firework_common.robot_history import RobotHistories
 from firework_monitor.data import StepLabel
 from firework_monitor.failure import FlagVoter, predict_proba
 from firework_monitor.predictors import ErrorPredictors
@@ -52,13 +52,13 @@ class FleetMonitor:
         self.predictors = predictors
         self.cfg = world_model.cfg
         self.expected_frame_shape = (self.cfg.num_cameras, self.cfg.image_size, self.cfg.image_size, 3)
-        self._history: dict[str, deque] = {}
+        self._history = RobotHistories(self.cfg.history)
         self._voters: dict[str, FlagVoter] = {}
         self._generator = torch.Generator().manual_seed(seed)
 
     def reset(self, robot_id: str) -> None:
         """Forget a robot's history (new episode)."""
-        self._history.pop(robot_id, None)
+        self._history.forget(robot_id)
         self._voters.pop(robot_id, None)
 
     def check_input(self, item: RobotInput) -> str:
@@ -91,21 +91,13 @@ class FleetMonitor:
         if valid_idx:
             frames = torch.from_numpy(np.stack([inputs[i].frames for i in valid_idx]))
             z = self.model.encode(frames)                                       # (K, D)
-            hist = torch.stack([self._push(inputs[i].robot_id, z[j]) for j, i in enumerate(valid_idx)])
+            hist = torch.stack([torch.stack(self._history.push(inputs[i].robot_id, z[j])) for j, i in enumerate(valid_idx)])
             future_z, future_tok = self.model.imagine(hist, generator=self._generator)
             tokens = self.model.tokens(z)
             last_z, last_tok = future_z[:, :, -1], future_tok[:, :, -1]          # (K, N, .)
             for j, i in enumerate(valid_idx):
                 results[i] = self._assess(inputs[i], tokens[j:j + 1], last_tok[j:j + 1], last_z[j:j + 1])
         return results  # type: ignore[return-value]
-
-    def _push(self, robot_id: str, z: torch.Tensor) -> torch.Tensor:
-        hist = self._history.get(robot_id)
-        if hist is None:  # first tick of an episode: pad the history with this frame
-            hist = self._history[robot_id] = deque([z] * self.cfg.history, maxlen=self.cfg.history)
-        else:
-            hist.append(z)
-        return torch.stack(list(hist))
 
     def _assess(self, item: RobotInput, token, future_tok, future_z) -> RiskEstimate:
         tp = self.predictors.tasks[item.task]

@@ -7,16 +7,9 @@ import sys
 from pathlib import Path
 
 from firework_common.errors import UsageError
+from firework_common.manifest import require_round_dirs
 
 EXIT_INTERRUPTED = 130
-
-
-def _rounds(paths: list[Path]) -> list[Path]:
-    missing = [str(p) for p in paths if not (p / "manifest.json").is_file()]
-    if missing:
-        raise UsageError(f"not a round directory (no manifest.json): {', '.join(missing)}; "
-                         f"record one with `firework collect --out DIR`")
-    return paths
 
 
 def _checkpoint_dir(path: Path, flag: str) -> Path:
@@ -92,7 +85,7 @@ def cmd_train_policy(args) -> int:
         pcfg = dataclasses.replace(pcfg, weighting=dataclasses.replace(pcfg.weighting, mode=args.weighting))
     init = _checkpoint_dir(args.init, "--init") if args.init is not None else None
     try:
-        result = train_policy(_rounds(args.data), out, pcfg, args.steps, init=init,
+        result = train_policy(require_round_dirs(args.data), out, pcfg, args.steps, init=init,
                               resume=not args.no_resume, tasks=_tasks(args.tasks))
     except KeyboardInterrupt:
         print(f"firework: interrupted; the last checkpoint in {out} resumes the run", file=sys.stderr)

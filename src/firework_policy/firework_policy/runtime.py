@@ -13,13 +13,13 @@ wrong action.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
+from firework_common.robot_history import RobotHistories
 from firework_common.errors import FireworkError
 from firework_common.schema import ACTION_DIM, ACTION_HIGH, ACTION_LOW, PROPRIO_DIM, Observation
 from firework_policy.checkpoint import LoadedPolicy, load_policy
@@ -43,7 +43,7 @@ class PolicyRunner:
         self.cfg = policy.cfg
         self.goals = policy.goals
         self.expected_frame_shape = (len(self.cfg.cameras), self.cfg.image_size, self.cfg.image_size, 3)
-        self._history: dict[str, deque] = {}
+        self._history = RobotHistories(self.cfg.context)
         self._task: dict[str, str] = {}
         self._generators: dict[str, torch.Generator] = {}
 
@@ -61,7 +61,7 @@ class PolicyRunner:
 
     def reset(self, robot_id: str, seed: int | None = None) -> None:
         """Forget a robot's history (new episode); `seed` seeds its sampling (gmm_eval: sample)."""
-        self._history.pop(robot_id, None)
+        self._history.forget(robot_id)
         self._task.pop(robot_id, None)
         if seed is not None:
             self._generators[robot_id] = torch.Generator().manual_seed(int(seed))
@@ -106,13 +106,13 @@ class PolicyRunner:
             return np.zeros((0, ACTION_DIM))
         for it in items:   # a robot switching task starts a new history
             if self._task.get(it.robot_id, it.task) != it.task:
-                self._history.pop(it.robot_id, None)
+                self._history.forget(it.robot_id)
             self._task[it.robot_id] = it.task
         frames = torch.from_numpy(np.stack([it.frames for it in items]))
         proprio = torch.from_numpy(np.stack([it.proprio for it in items]))
         task = torch.tensor([self.goals.index(it.task) for it in items])
         tokens = self.model.frame_tokens(frames, proprio, task)               # (K, d)
-        context = torch.stack([self._push(it.robot_id, tokens[k]) for k, it in enumerate(items)])
+        context = torch.stack([torch.stack(self._history.push(it.robot_id, tokens[k])) for k, it in enumerate(items)])
         sample = self.cfg.head == "gmm" and self.cfg.gmm_eval == "sample"
         gens = [self._generators.get(i) for i in ids] if sample else None
         actions = self.model.act_from_tokens(context, sample, gens).numpy().astype(np.float64)
@@ -121,14 +121,6 @@ class PolicyRunner:
                                 f"(finite: {bool(np.all(np.isfinite(actions)))}); expected "
                                 f"({len(items)}, {ACTION_DIM}) finite: the checkpoint is broken")
         return np.clip(actions, ACTION_LOW, ACTION_HIGH)
-
-    def _push(self, robot_id: str, token: torch.Tensor) -> torch.Tensor:
-        hist = self._history.get(robot_id)
-        if hist is None:   # first tick of an episode: pad the history with this frame
-            hist = self._history[robot_id] = deque([token] * self.cfg.context, maxlen=self.cfg.context)
-        else:
-            hist.append(token)
-        return torch.stack(list(hist))
 
 
 def observation_of(robot: Any) -> Observation:
