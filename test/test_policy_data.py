@@ -93,6 +93,20 @@ def test_weights_never_cross_episodes_and_padding_is_masked(mixed_episodes):
     assert (b.index[:, 0] < b.index[:, -1]).any() and (b.index[:, 0] == b.index[:, 1]).any()
 
 
+def test_action_chunks_are_the_next_actions_masked_at_the_episode_end(mixed_episodes):
+    ds = PolicyDataset(mixed_episodes, ("Lift", "Door"), 6, WeightingConfig(), seed=2, chunk=4)
+    b = ds.sample(256)
+    _, _, _, actions, _, mask = ds.tensors(b)
+    actions, mask = actions.numpy(), mask.numpy()
+    end = b.episode_end[:, None, None]
+    future = b.index[..., None] + np.arange(4)
+    np.testing.assert_array_equal(mask, (future <= end).astype(np.float32))
+    np.testing.assert_array_equal(actions[..., 0, :], ds.actions[b.index])     # row 0 = the step's own action
+    valid = mask.astype(bool)
+    np.testing.assert_array_equal(actions[valid], ds.actions[future[valid]])
+    assert (~valid).any()                              # some chunks reach past an episode's end
+
+
 def test_only_demos_give_all_mass_to_demos():
     shares = label_shares({D: 100, RO: 0, HU: 0, PRE: 0}, WeightingConfig())
     assert shares[D] == 1.0 and shares[HU] == 0.0

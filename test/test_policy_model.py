@@ -70,14 +70,14 @@ def trained(tiny, goals):
     """A tiny policy trained briefly on synthetic episodes, with its loss history."""
     torch.manual_seed(0)
     cfg = tiny.model
-    dataset = PolicyDataset(synthetic_episodes(8), TASKS, cfg.context, WeightingConfig(), 0)
+    dataset = PolicyDataset(synthetic_episodes(8), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
     model = build_model(cfg, goals)
     model.set_statistics(**dataset.statistics())
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(150):
-        frames, proprio, task, actions, weights = dataset.tensors(dataset.sample(16))
-        loss, _ = model.loss(random_shift(frames, cfg.random_shift), proprio, task, actions, weights)
+        frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(16))
+        loss, _ = model.loss(random_shift(frames, cfg.random_shift), proprio, task, actions, weights, chunk_mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -221,3 +221,55 @@ def test_unknown_task_names_the_known_tasks(trained):
     with pytest.raises(PolicyInputError, match="unique"):
         x = ("r", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))
         runner.act([x, x])
+
+
+def test_action_chunks_are_temporally_ensembled(trained):
+    """With chunking, the executed action averages what the pending chunks predict for this step
+    (a chunk made `age` ticks ago contributes its row `age`, weighted exp(-decay * age))."""
+    policy, _ = trained
+    cfg = dataclasses.replace(policy.cfg, action_chunk=3, ensemble_decay=0.5)
+    model = build_model(cfg, policy.goals).eval()
+    runner = PolicyRunner(LoadedPolicy(model, policy.goals, {}))
+    # Chunk predicted at tick n: row i = 0.1 * (n + 1) + 0.01 * i in every action dimension.
+    tick = {"n": 0}
+
+    def fake_chunks(tokens, sample=False, generators=None):
+        n = tick["n"]
+        tick["n"] += 1
+        rows = 0.1 * (n + 1) + 0.01 * torch.arange(3, dtype=torch.float32)
+        return rows[None, :, None].expand(len(tokens), 3, 7).clone()
+
+    model.act_from_tokens = fake_chunks
+    x = [("r", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))]
+    outs = [runner.act(x)[0, 0] for _ in range(4)]
+    w = np.exp(-0.5 * np.arange(3))
+    assert outs[0] == pytest.approx(0.1)
+    assert outs[1] == pytest.approx((0.2 * w[0] + 0.11 * w[1]) / w[:2].sum())
+    # Tick 3: chunks of ticks 3, 2, 1 (the one of tick 0 has no row for this step any more).
+    assert outs[3] == pytest.approx((0.4 * w[0] + 0.31 * w[1] + 0.22 * w[2]) / w.sum())
+    runner.reset("r")                                   # a new episode forgets pending chunks
+    assert runner.act(x)[0, 0] == pytest.approx(0.5)
+
+
+def test_chunked_policy_learns_and_acts(tiny, goals):
+    """A chunked GMM policy's loss falls and act() still returns one (K, 7) action per robot."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(tiny.model, action_chunk=4)
+    dataset = PolicyDataset(synthetic_episodes(6), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
+    model = build_model(cfg, goals)
+    model.set_statistics(**dataset.statistics())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(80):
+        frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(16))
+        assert actions.shape == (16, cfg.context, 4, 7) and chunk_mask.shape == (16, cfg.context, 4)
+        loss, _ = model.loss(frames, proprio, task, actions, weights, chunk_mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
+    out = PolicyRunner(LoadedPolicy(model.eval(), goals, {})).act(
+        [("a", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9)),
+         ("b", "Door", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))])
+    assert out.shape == (2, 7) and np.all(np.abs(out) <= 1)

@@ -42,6 +42,12 @@ class PolicyModelConfig:
             "sample" draws the component (robomimic's low-noise evaluation).
         random_shift: training augmentation: images shifted by up to this many pixels
             (replicate-padded, DrQ/robomimic-crop style); 0 turns it off.
+        action_chunk: actions predicted from each frame: the current one and the next
+            action_chunk - 1 (ACT-style chunking; 1 = one action per frame). Every frame still gets
+            a fresh prediction at control rate; see ensemble_decay.
+        ensemble_decay: temporal ensembling at run time: the action executed now averages what the
+            last action_chunk predictions said about this step, a prediction made `age` steps ago
+            weighted exp(-ensemble_decay * age) (0 = plain average; large = newest only).
     """
 
     cameras: tuple[str, ...] = ("agentview", "eye_in_hand")
@@ -66,6 +72,8 @@ class PolicyModelConfig:
     gmm_min_std: float = 0.01
     gmm_eval: str = "mode"
     random_shift: int = 4
+    action_chunk: int = 1
+    ensemble_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.cameras:
@@ -84,7 +92,7 @@ class PolicyModelConfig:
         if self.gmm_eval not in GMM_EVAL:
             raise ValueError(f"gmm_eval must be one of {GMM_EVAL}, got {self.gmm_eval!r}")
         for name in ("context", "gmm_modes", "keypoints", "blocks_per_stage", "stem_stride",
-                     "transformer_layers"):
+                     "transformer_layers", "action_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.gmm_min_std <= 0:
@@ -93,6 +101,8 @@ class PolicyModelConfig:
             raise ValueError(f"random_shift must be in [0, image_size/4), got {self.random_shift}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.ensemble_decay < 0:
+            raise ValueError(f"ensemble_decay must be >= 0, got {self.ensemble_decay}")
 
 
 @dataclass(frozen=True)

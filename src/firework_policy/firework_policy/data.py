@@ -8,7 +8,8 @@ Windows: a training sample is a window of `context` consecutive steps of one epi
 attention lets every step of the window be a target, so each encoded frame is used once. Windows
 reach `context - 1` steps before an episode's start (padded with its first frame, exactly as the
 runtime pads a robot's history) and past its end (padding that only later, masked positions see),
-so every step is in exactly `context` windows. A window is drawn with probability proportional to
+so every step is in exactly `context` windows. Each step's target is the chunk of the next
+`chunk` executed actions of its episode (masked past the episode's end). A window is drawn with probability proportional to
 the summed weight q of its steps, and step j of a drawn window gets loss weight q_j / (window sum):
 the expected loss mass of each step is then proportional to its q, whatever its neighbours are.
 q per label = configured share / count of that label, so the shares are what the config says.
@@ -178,19 +179,22 @@ class Batch:
     index: np.ndarray      # (B, T) step indices into the dataset (padding repeats the edge step)
     weights: np.ndarray    # (B, T) loss weights (0 on padding); each window sums to 1
     task: np.ndarray       # (B,) goal-table row
+    episode_end: np.ndarray  # (B,) index of the last step of each window's episode
 
 
 class PolicyDataset:
     """The episodes' steps in flat arrays, and a sampler of weighted context windows over them."""
 
     def __init__(self, episodes: list[PolicyEpisode], task_names: Sequence[str], context: int,
-                 weighting: WeightingConfig, seed: int) -> None:
+                 weighting: WeightingConfig, seed: int, chunk: int = 1) -> None:
         if not episodes:
             raise DataError("no episodes to train the policy on")
         unknown = sorted({ep.task for ep in episodes} - set(task_names))
         if unknown:
             raise DataError(f"episodes of task(s) {unknown} but the policy's tasks are {list(task_names)}")
-        self.context = context
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.context, self.chunk = context, chunk
         self.frames = np.concatenate([ep.frames for ep in episodes])
         self.proprio = np.concatenate([ep.proprio for ep in episodes])
         self.actions = np.concatenate([ep.actions for ep in episodes])
@@ -232,15 +236,20 @@ class PolicyDataset:
         valid = (j >= start) & (j <= end)
         index = np.clip(j, start, end)
         weights = np.where(valid, self.q[index], 0.0) / self.win_mass[w, None]
-        return Batch(index, weights.astype(np.float32), self.win_task[w])
+        return Batch(index, weights.astype(np.float32), self.win_task[w], self.win_end[w])
 
     def tensors(self, batch: Batch):
-        """-> torch (frames uint8 (B,T,C,H,W,3), proprio (B,T,9), task (B,), actions (B,T,7), weights (B,T))."""
+        """-> torch (frames uint8 (B,T,C,H,W,3), proprio (B,T,9), task (B,), action chunks (B,T,k,7),
+        weights (B,T), chunk mask (B,T,k))."""
         import torch
 
+        future = batch.index[..., None] + np.arange(self.chunk)                 # (B, T, k)
+        end = batch.episode_end[:, None, None]
+        chunk_mask = (future <= end).astype(np.float32)
+        actions = self.actions[np.minimum(future, end)]
         return (torch.from_numpy(self.frames[batch.index]), torch.from_numpy(self.proprio[batch.index]),
-                torch.from_numpy(batch.task), torch.from_numpy(self.actions[batch.index]),
-                torch.from_numpy(batch.weights))
+                torch.from_numpy(batch.task), torch.from_numpy(actions),
+                torch.from_numpy(batch.weights), torch.from_numpy(chunk_mask))
 
     def statistics(self) -> dict[str, np.ndarray]:
         return {"proprio_mean": self.proprio.mean(0), "proprio_std": self.proprio.std(0),

@@ -6,7 +6,8 @@ one token. A causal transformer over the last `context` tokens predicts the acti
 every position (GMM or deterministic), in normalized action units.
 
 Shapes: frames uint8 (B, T, cameras, H, W, 3) as recorded in bags; proprio (B, T, 9) raw;
-task (B,) row index into the goal table; actions (B, T, 7) raw.
+task (B,) row index into the goal table; actions (B, T, k, 7) raw: each frame's chunk of the
+next k executed actions (k = action_chunk).
 The dataset statistics (proprio/action mean and std) and the goal vectors are buffers, so they live
 in the checkpoint with the weights.
 """
@@ -104,26 +105,32 @@ def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator | No
 
 
 class GMMHead(nn.Module):
-    def __init__(self, d: int, modes: int, min_std: float) -> None:
+    """Gaussian mixture over a chunk of `chunk` actions (one joint distribution per frame)."""
+
+    def __init__(self, d: int, modes: int, min_std: float, chunk: int) -> None:
         super().__init__()
-        self.modes, self.min_std = modes, min_std
-        self.linear = nn.Linear(d, modes * (2 * ACTION_DIM + 1))
+        self.modes, self.min_std, self.chunk = modes, min_std, chunk
+        self.dim = chunk * ACTION_DIM
+        self.linear = nn.Linear(d, modes * (2 * self.dim + 1))
 
     def params(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """h (..., d) -> means (..., M, A), stds (..., M, A), mixture logits (..., M)."""
+        """h (..., d) -> means (..., M, k*A), stds (..., M, k*A), mixture logits (..., M)."""
         out = self.linear(h)
-        m, a = self.modes, ACTION_DIM
+        m, a = self.modes, self.dim
         means = out[..., : m * a].unflatten(-1, (m, a))
         stds = F.softplus(out[..., m * a: 2 * m * a].unflatten(-1, (m, a))) + self.min_std
         return means, stds, out[..., 2 * m * a:]
 
-    def nll(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def nll(self, h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """target (..., k, A), mask (..., k) (0 past the episode's end) -> per-action NLL (...)."""
         means, stds, logits = self.params(h)
-        z = (target.unsqueeze(-2) - means) / stds
-        comp = (-0.5 * z.pow(2) - stds.log() - 0.5 * math.log(2 * math.pi)).sum(-1)   # (..., M)
-        return -torch.logsumexp(comp + logits.log_softmax(-1), dim=-1)
+        z = (target.flatten(-2).unsqueeze(-2) - means) / stds
+        dims = mask.repeat_interleave(ACTION_DIM, dim=-1).unsqueeze(-2)          # (..., 1, k*A)
+        comp = ((-0.5 * z.pow(2) - stds.log() - 0.5 * math.log(2 * math.pi)) * dims).sum(-1)   # (..., M)
+        return -torch.logsumexp(comp + logits.log_softmax(-1), dim=-1) / mask.sum(-1).clamp_min(1)
 
     def act(self, h: torch.Tensor, sample: bool, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """h (K, d) -> action chunks (K, k, A)."""
         means, _, logits = self.params(h)
         if sample:
             probs = logits.softmax(-1)
@@ -131,19 +138,21 @@ class GMMHead(nn.Module):
                                for i, g in enumerate(generators or [None] * len(probs))])
         else:
             idx = logits.argmax(-1)
-        return means[torch.arange(len(idx)), idx]
+        return means[torch.arange(len(idx)), idx].unflatten(-1, (self.chunk, ACTION_DIM))
 
 
 class DeterministicHead(nn.Module):
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, chunk: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(d, ACTION_DIM)
+        self.chunk = chunk
+        self.linear = nn.Linear(d, chunk * ACTION_DIM)
 
-    def nll(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (self.linear(h) - target).pow(2).sum(-1)
+    def nll(self, h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        err = (self.linear(h).unflatten(-1, (self.chunk, ACTION_DIM)) - target).pow(2).sum(-1)
+        return (err * mask).sum(-1) / mask.sum(-1).clamp_min(1)
 
     def act(self, h: torch.Tensor, sample: bool = False, generators=None) -> torch.Tensor:
-        return self.linear(h)
+        return self.linear(h).unflatten(-1, (self.chunk, ACTION_DIM))
 
 
 class BCTransformer(nn.Module):
@@ -161,8 +170,8 @@ class BCTransformer(nn.Module):
                                            cfg.dropout, activation="gelu", batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.transformer_layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(cfg.embed_dim)
-        self.head = (GMMHead(cfg.embed_dim, cfg.gmm_modes, cfg.gmm_min_std) if cfg.head == "gmm"
-                     else DeterministicHead(cfg.embed_dim))
+        self.head = (GMMHead(cfg.embed_dim, cfg.gmm_modes, cfg.gmm_min_std, cfg.action_chunk)
+                     if cfg.head == "gmm" else DeterministicHead(cfg.embed_dim, cfg.action_chunk))
         self.register_buffer("goal_vectors", torch.zeros(num_tasks, GOAL_DIM))
         self.register_buffer("proprio_mean", torch.zeros(PROPRIO_DIM))
         self.register_buffer("proprio_std", torch.ones(PROPRIO_DIM))
@@ -207,16 +216,18 @@ class BCTransformer(nn.Module):
         return self.temporal(tok.unflatten(0, (b, t)))
 
     def loss(self, frames: torch.Tensor, proprio: torch.Tensor, task: torch.Tensor, actions: torch.Tensor,
-             weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weighted mean negative log-likelihood (or squared error) of the raw actions at every
-        position; weights (B, T) >= 0 (0 masks padding). -> (loss, per-position loss)."""
+             weights: torch.Tensor, chunk_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted mean negative log-likelihood (or squared error) of the raw action chunks at every
+        position: actions (B, T, k, 7), chunk_mask (B, T, k) (0 past the episode's end), weights
+        (B, T) >= 0 (0 masks padding). -> (loss, per-position loss)."""
         h = self.forward(frames, proprio, task)
-        per = self.head.nll(h, self.normalize_actions(actions))
+        per = self.head.nll(h, self.normalize_actions(actions), chunk_mask)
         return (per * weights).sum() / weights.sum().clamp_min(1e-8), per.detach()
 
     @torch.no_grad()
     def act_from_tokens(self, tokens: torch.Tensor, sample: bool = False,
                         generators: list[torch.Generator] | None = None) -> torch.Tensor:
-        """tokens (K, T, d) of each robot's recent frames -> raw actions (K, 7) for the last frame."""
+        """tokens (K, T, d) of each robot's recent frames -> raw action chunks (K, k, 7) predicted
+        from the last frame (the first row is for the current step)."""
         h = self.temporal(tokens)[:, -1]
         return self.denormalize_actions(self.head.act(h, sample, generators))

@@ -2,7 +2,10 @@
 
 The policy node and the in-process fleet both call `PolicyRunner.act`. It keeps each robot's last
 `context` frame tokens (each frame is encoded once), pads a fresh history with the first frame (as
-training does) and returns a (K, 7) action array clipped to the action box. Bad input (wrong frame
+training does) and returns a (K, 7) action array clipped to the action box. With action chunking
+the policy predicts the next `action_chunk` actions at every tick; the action executed is the
+temporal ensemble (ACT) of every still-pending prediction for this step, so the robot stays
+closed-loop at control rate. Bad input (wrong frame
 size, layout or dtype, NaN proprioception, a task the checkpoint was not trained on) raises a
 PolicyInputError naming the robot, the field and the expected value: no robot ever gets a silently
 wrong action.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from collections import deque
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -44,6 +48,9 @@ class PolicyRunner:
         self.goals = policy.goals
         self.expected_frame_shape = (len(self.cfg.cameras), self.cfg.image_size, self.cfg.image_size, 3)
         self._history = RobotHistories(self.cfg.context)
+        self._chunks: dict[str, deque] = {}   # per robot: its last action_chunk predicted chunks, newest last
+        # Weight of a prediction made `age` steps ago (index = age).
+        self._ensemble_weights = np.exp(-self.cfg.ensemble_decay * np.arange(self.cfg.action_chunk))
         self._task: dict[str, str] = {}
         self._generators: dict[str, torch.Generator] = {}
 
@@ -61,10 +68,23 @@ class PolicyRunner:
 
     def reset(self, robot_id: str, seed: int | None = None) -> None:
         """Forget a robot's history (new episode); `seed` seeds its sampling (gmm_eval: sample)."""
-        self._history.forget(robot_id)
+        self._forget(robot_id)
         self._task.pop(robot_id, None)
         if seed is not None:
             self._generators[robot_id] = torch.Generator().manual_seed(int(seed))
+
+    def _forget(self, robot_id: str) -> None:
+        self._history.forget(robot_id)
+        self._chunks.pop(robot_id, None)
+
+    def _ensemble(self, robot_id: str, chunk: np.ndarray) -> np.ndarray:
+        """Store the robot's newest chunk (k, 7); -> the weighted mean of what every pending chunk
+        predicts for the current step (a chunk made `age` ticks ago contributes its row `age`)."""
+        pending = self._chunks.setdefault(robot_id, deque(maxlen=len(self._ensemble_weights)))
+        pending.append(chunk)
+        rows = np.stack([c[age] for age, c in enumerate(reversed(pending))])
+        w = self._ensemble_weights[: len(rows), None]
+        return (rows * w).sum(0) / w.sum()
 
     def check_input(self, item: Any) -> PolicyInput:
         """-> the input as a PolicyInput, or PolicyInputError naming the field and the expected value."""
@@ -106,7 +126,7 @@ class PolicyRunner:
             return np.zeros((0, ACTION_DIM))
         for it in items:   # a robot switching task starts a new history
             if self._task.get(it.robot_id, it.task) != it.task:
-                self._history.forget(it.robot_id)
+                self._forget(it.robot_id)
             self._task[it.robot_id] = it.task
         frames = torch.from_numpy(np.stack([it.frames for it in items]))
         proprio = torch.from_numpy(np.stack([it.proprio for it in items]))
@@ -115,12 +135,15 @@ class PolicyRunner:
         context = torch.stack([torch.stack(self._history.push(it.robot_id, tokens[k])) for k, it in enumerate(items)])
         sample = self.cfg.head == "gmm" and self.cfg.gmm_eval == "sample"
         gens = [self._generators.get(i) for i in ids] if sample else None
-        actions = self.model.act_from_tokens(context, sample, gens).numpy().astype(np.float64)
-        if actions.shape != (len(items), ACTION_DIM) or not np.all(np.isfinite(actions)):
-            raise FireworkError(f"the policy produced actions of shape {actions.shape} "
-                                f"(finite: {bool(np.all(np.isfinite(actions)))}); expected "
-                                f"({len(items)}, {ACTION_DIM}) finite: the checkpoint is broken")
-        return np.clip(actions, ACTION_LOW, ACTION_HIGH)
+        chunks = self.model.act_from_tokens(context, sample, gens).numpy().astype(np.float64)
+        expected = (len(items), self.cfg.action_chunk, ACTION_DIM)
+        if chunks.shape != expected or not np.all(np.isfinite(chunks)):
+            raise FireworkError(f"the policy produced actions of shape {chunks.shape} "
+                                f"(finite: {bool(np.all(np.isfinite(chunks)))}); expected {expected} "
+                                f"finite: the checkpoint is broken")
+        # Clip each prediction first: a chunk row outside the box must not pull the average.
+        chunks = np.clip(chunks, ACTION_LOW, ACTION_HIGH)
+        return np.stack([self._ensemble(rid, chunks[k]) for k, rid in enumerate(ids)])
 
 
 def observation_of(robot: Any) -> Observation:

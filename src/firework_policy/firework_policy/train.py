@@ -56,11 +56,12 @@ def validation_loss(model: BCTransformer, dataset: PolicyDataset, batch_size: in
     dataset.rng = np.random.default_rng(seed)
     nll, mse, total = 0.0, 0.0, 0.0
     for _ in range(VALIDATION_BATCHES):
-        frames, proprio, task, actions, weights = dataset.tensors(dataset.sample(batch_size))
+        frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(batch_size))
         h = model(frames, proprio, task)
-        per = model.head.nll(h, model.normalize_actions(actions))
-        pred = model.denormalize_actions(model.head.act(h.flatten(0, 1), False)).unflatten(0, h.shape[:2])
-        err = (pred.clamp(-1, 1) - actions).pow(2).mean(-1)
+        per = model.head.nll(h, model.normalize_actions(actions), chunk_mask)
+        # Action error of the step's own action (the chunk's first row, always valid).
+        pred = model.denormalize_actions(model.head.act(h.flatten(0, 1), False)[:, 0]).unflatten(0, h.shape[:2])
+        err = (pred.clamp(-1, 1) - actions[:, :, 0]).pow(2).mean(-1)
         nll += float((per * weights).sum())
         mse += float((err * weights).sum())
         total += float(weights.sum())
@@ -93,9 +94,9 @@ def train_policy(round_dirs: Sequence[Path], out_dir: Path, pcfg: PolicyConfig, 
         goals = goal_table(_registry_order(data_tasks))
     train_eps, held_eps = split_episodes(episodes, tcfg.validation_fraction, tcfg.seed)
     del episodes
-    dataset = PolicyDataset(train_eps, goals.tasks, cfg.context, wcfg, tcfg.seed)
-    held = (PolicyDataset(held_eps, goals.tasks, cfg.context, WeightingConfig(mode="uniform"), tcfg.seed)
-            if held_eps else None)
+    dataset = PolicyDataset(train_eps, goals.tasks, cfg.context, wcfg, tcfg.seed, cfg.action_chunk)
+    held = (PolicyDataset(held_eps, goals.tasks, cfg.context, WeightingConfig(mode="uniform"), tcfg.seed,
+                          cfg.action_chunk) if held_eps else None)
     num_train_eps = len(train_eps)
     del train_eps, held_eps
 
@@ -146,10 +147,10 @@ def train_policy(round_dirs: Sequence[Path], out_dir: Path, pcfg: PolicyConfig, 
     for step in range(start, total_steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total_steps, peak_lr, tcfg.warmup_steps, tcfg.min_lr_fraction)
-        frames, proprio, task, actions, weights = dataset.tensors(dataset.sample(tcfg.batch_size))
+        frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(tcfg.batch_size))
         if cfg.random_shift:
             frames = random_shift(frames, cfg.random_shift)
-        loss, _ = model.loss(frames, proprio, task, actions, weights)
+        loss, _ = model.loss(frames, proprio, task, actions, weights, chunk_mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
