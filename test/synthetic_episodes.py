@@ -1,8 +1,11 @@
 """Synthetic episodes for monitor tests: a square moving across a plain scene, two cameras.
 
 Failing episodes: from `trouble_at` on the square turns red and drifts the other way; the human
-takes over `takeover_delay` steps later. "Unseen" episodes change the scene's lighting (background
-brightness) - a visual change the monitor was never trained on.
+takes over `takeover_delay` steps later. The default delay equals the failure label's M
+(`failure.pre_intervention_steps` in config/monitor.yaml), so the steps labelled "failure" are
+exactly the visibly troubled ones; with a shorter delay part of the label marks untroubled steps.
+"Unseen" episodes change the scene's lighting (background brightness) - a visual change the
+monitor was never trained on.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ SQUARE = 12
 
 
 def make_episode(rng: np.random.Generator, task: str = "Lift", steps: int = 40, fails: bool = False,
-                 trouble_at: int = 20, takeover_delay: int = 8, background: int = 200) -> EpisodeData:
+                 trouble_at: int = 20, takeover_delay: int = 15, background: int = 200) -> EpisodeData:
     frames = np.zeros((steps, 2, SIZE, SIZE, 3), dtype=np.uint8)
     frames[...] = background
     x, y = rng.uniform(10, 30), rng.uniform(20, 60)

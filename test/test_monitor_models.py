@@ -32,7 +32,8 @@ def trained(tiny):
     sampler = ChunkSampler(episodes, tiny.train.chunk_length, 0)
     losses = []
     for _ in range(100):
-        out = model.loss(torch.from_numpy(sampler.sample(4)), tiny.train)
+        frames, valid = sampler.sample(4)
+        out = model.loss(torch.from_numpy(frames), tiny.train, torch.from_numpy(valid))
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -55,6 +56,49 @@ def test_world_model_loss_falls(trained):
     last = np.mean([l["recon"] for l in losses[-10:]])
     assert last < 0.6 * first
     assert np.mean([l["latent"] for l in losses[-10:]]) < np.mean([l["latent"] for l in losses[:10]])
+
+
+def test_latent_loss_is_relative_to_repeat_last(trained):
+    """Training moves the relative latent loss below 1 (= no better than repeating the last latent),
+    and the residual scale tracks the size of real frame-to-frame changes."""
+    model, losses = trained
+    assert np.mean([l["latent"] for l in losses[-10:]]) < 1.0
+    assert bool(model.dynamics.delta_scale_initialized)
+    assert float(model.dynamics.delta_scale.mean()) < 1.0   # latents are standardized to unit scale
+
+
+def test_chunk_sampler_marks_padding():
+    """Episodes shorter than a chunk are padded with their last frame, and the padding is marked."""
+    short = make_episodes(3, 1, steps=6)[0]
+    frames, valid = ChunkSampler([short], 10, 0).sample(3)
+    assert frames.shape[:2] == (3, 10) and valid.shape == (3, 10)
+    assert valid[:, :6].all() and not valid[:, 6:].any()
+    assert (frames[:, 6:] == frames[:, 5:6]).all()
+
+
+def test_relative_latent_loss_ignores_padding(tiny, monkeypatch):
+    """Padded (frozen) frames change neither the latent loss nor its repeat-last baseline."""
+    torch.manual_seed(0)
+    cfg = tiny.world_model
+    n_real = cfg.history + cfg.horizon
+    model = WorldModel(cfg).eval()
+    torch.nn.init.normal_(model.dynamics.delta_head.weight, std=0.1)   # predict some change
+    # Posterior samples at their mean: the real window's prediction must not depend on the batch.
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
+    frames = torch.from_numpy(make_episodes(4, 1, steps=n_real)[0].frames).unsqueeze(0)
+    # Batched with it: a one-frame episode, padded to the chunk length (all its targets are padding).
+    frozen = torch.from_numpy(make_episodes(5, 1, steps=1)[0].frames).unsqueeze(0).expand_as(frames)
+    batch = torch.cat([frames, frozen])
+    valid = torch.ones(2, n_real, dtype=torch.bool)
+    valid[1, 1:] = False
+    real = model.loss(frames, tiny.train)
+    masked = model.loss(batch, tiny.train, valid)
+    unmasked = model.loss(batch, tiny.train)
+    assert float(real["repeat_last_mse"]) > 0
+    for key in ("latent", "latent_mse", "repeat_last_mse", "kl"):
+        assert torch.allclose(masked[key], real[key], rtol=1e-4), key
+    # Counted as real, the frozen tail looks perfectly predictable by standing still.
+    assert float(unmasked["repeat_last_mse"]) < float(real["repeat_last_mse"])
 
 
 def test_imagined_futures_have_the_right_shapes_and_differ(trained, tiny):

@@ -35,7 +35,8 @@ def fitted(tiny):
     opt = torch.optim.AdamW(model.parameters(), lr=tiny.train.lr)
     sampler = ChunkSampler(train, tiny.train.chunk_length, 0)
     for _ in range(80):
-        loss = model.loss(torch.from_numpy(sampler.sample(4)), tiny.train)["loss"]
+        frames, valid = sampler.sample(4)
+        loss = model.loss(torch.from_numpy(frames), tiny.train, torch.from_numpy(valid))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

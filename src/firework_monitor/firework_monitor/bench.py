@@ -49,7 +49,10 @@ def synthetic_monitor(mcfg: MonitorConfig, seed: int = 0) -> FleetMonitor:
     z = rng.normal(size=(max(2000, mcfg.ood.clusters * 4), mcfg.world_model.latent_dim)).astype(np.float32)
     ood = OODDetector.fit(z, mcfg.ood)
     ood.set_validation_scores(ood.distances(z[:500]))
-    clf = FailureClassifier(mcfg.world_model.embed_dim, mcfg.failure.hidden_dim).eval()
+    fcfg = mcfg.failure
+    clf = FailureClassifier(mcfg.world_model.latent_dim, fcfg.feature_dims, fcfg.hidden_dim, fcfg.dropout)
+    clf.set_projection(z, seed)
+    clf.eval()
     predictors = ErrorPredictors({BENCH_TASK: TaskPredictors(clf, ood, 0.2)}, mcfg.failure, mcfg.ood,
                                  mcfg.threshold, {})
     return FleetMonitor(model, predictors, seed)

@@ -89,8 +89,15 @@ class WorldModelTrainConfig:
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         recon_weight: weight of the image reconstruction L2 loss.
-        latent_weight: weight of the L-step latent prediction loss.
+        latent_weight: weight of the L-step latent prediction loss. That loss is relative: the
+            prediction's MSE divided by the batch's MSE of "repeat the last latent" (real frames
+            only), so 1.0 = no better than standing still, whatever the scene's amount of motion.
         kl_weight: weight of KL(posterior || prior) of the cVAE latent.
+        latent_baseline_floor: lower bound of that denominator (standardized-latent MSE): a batch
+            in which nothing moves must not turn tiny prediction errors into huge losses.
+        delta_scale_momentum: momentum of the moving RMS of z_{t+1} - z_t that scales the
+            dynamics' residual output.
+        delta_scale_floor: that RMS is floored per dimension at this fraction of its mean.
         recon_frames_per_chunk: frames per chunk that are decoded for the reconstruction loss
             (decoding every frame would double the cost for little gain).
         log_every: steps between progress updates.
@@ -106,6 +113,9 @@ class WorldModelTrainConfig:
     recon_weight: float = 1.0
     latent_weight: float = 1.0
     kl_weight: float = 0.01
+    latent_baseline_floor: float = 5e-5
+    delta_scale_momentum: float = 0.99
+    delta_scale_floor: float = 0.1
     recon_frames_per_chunk: int = 4
     log_every: int = 50
     checkpoint_every: int = 500
@@ -118,10 +128,14 @@ class FailureConfig:
 
     Args:
         pre_intervention_steps: M, steps before each takeover labelled "failure".
+        feature_dims: principal components of the task's z the classifier sees (for z_t and for
+            the imagined change ẑ_{t+L} - z_t each).
         hidden_dim: classifier MLP width.
+        dropout: classifier dropout (a task has only a few hundred failure steps to learn from).
+        weight_decay: AdamW weight decay of the classifier.
         steps: training steps.
         batch_size: balanced batch size (equal share per class present).
-        lr: Adam learning rate.
+        lr: AdamW learning rate.
         finetune_steps: steps of fine-tuning on the newest round's labels.
         flag_window: ticks considered by the voting rule.
         flag_votes: ticks within the window where "failure" must be the most likely class.
@@ -129,7 +143,10 @@ class FailureConfig:
     """
 
     pre_intervention_steps: int = 15
+    feature_dims: int = 32
     hidden_dim: int = 128
+    dropout: float = 0.1
+    weight_decay: float = 0.01
     steps: int = 1500
     batch_size: int = 128
     lr: float = 1e-3

@@ -112,7 +112,9 @@ def split_episodes(episodes: list[EpisodeData], fraction: float, seed: int
 
 class ChunkSampler:
     """Random contiguous chunks of `length` frames; short episodes are padded with their last frame
-    (the world holds still after an episode ends)."""
+    (the world holds still after an episode ends). `sample` also returns which frames are real, so
+    losses can leave the padding out: a padded tail is perfectly predicted by "repeat the last
+    latent", and a loss measured relative to that baseline would divide by ~0 there."""
 
     def __init__(self, episodes: list[EpisodeData], length: int, seed: int) -> None:
         if not episodes:
@@ -123,14 +125,16 @@ class ChunkSampler:
         weights = np.array([max(ep.num_steps - length + 1, 1) for ep in episodes], dtype=np.float64)
         self.p = weights / weights.sum()
 
-    def sample(self, count: int) -> np.ndarray:
-        out = []
-        for i in self.rng.choice(len(self.episodes), size=count, p=self.p):
+    def sample(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """-> frames (count, length, C, H, W, 3) uint8 and valid (count, length) bool (False = padding)."""
+        out, valid = [], np.ones((count, self.length), dtype=bool)
+        for row, i in enumerate(self.rng.choice(len(self.episodes), size=count, p=self.p)):
             frames = self.episodes[i].frames
             start = int(self.rng.integers(0, max(len(frames) - self.length, 0) + 1))
             chunk = frames[start:start + self.length]
             if len(chunk) < self.length:
+                valid[row, len(chunk):] = False
                 pad = np.repeat(chunk[-1:], self.length - len(chunk), axis=0)
                 chunk = np.concatenate([chunk, pad])
             out.append(chunk)
-        return np.stack(out)
+        return np.stack(out), valid

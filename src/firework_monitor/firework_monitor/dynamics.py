@@ -4,7 +4,9 @@ Each time step's state embedding z_t (all cameras' latent maps, flattened) becom
 the last T tokens:
   - prior      p(w | z_{t-T+1..t})           a Gaussian mixture over the cVAE latent w,
   - posterior  q(w | z_{t-T+1..t}, z_{t+1})  a Gaussian (training only),
-  - decoder    z_{t+1} = z_t + f(z_{t-T+1..t}, w).
+  - decoder    z_{t+1} = z_t + s * f(z_{t-T+1..t}, w), s = per-dimension scale of z_{t+1} - z_t.
+The residual is predicted in units of its own typical size: frame-to-frame changes of a mostly static
+scene are ~100x smaller than the standardized latent, and an unscaled head learned ~identity.
 Rollouts are autoregressive: each predicted z is tokenized and appended to the history. N futures
 are N samples of w per step from the prior.
 """
@@ -60,6 +62,23 @@ class CVAEDynamics(nn.Module):
         self.delta_head = nn.Linear(d, cfg.latent_dim)
         nn.init.zeros_(self.delta_head.weight)  # start as "repeat the last latent"
         nn.init.zeros_(self.delta_head.bias)
+        # RMS of z_{t+1} - z_t per dimension, tracked during training (saved with the weights).
+        self.register_buffer("delta_scale", torch.ones(cfg.latent_dim))
+        self.register_buffer("delta_scale_initialized", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def update_delta_scale(self, deltas: torch.Tensor, momentum: float, floor: float) -> None:
+        """deltas (n, D): observed z_{t+1} - z_t. Exponential moving RMS per dimension; dimensions
+        that barely moved so far are floored at `floor` x the mean RMS, so the model can still
+        predict change there."""
+        if len(deltas) == 0:
+            return
+        ms = deltas.pow(2).mean(dim=0)
+        if bool(self.delta_scale_initialized):
+            ms = momentum * self.delta_scale.pow(2) + (1.0 - momentum) * ms
+        rms = ms.sqrt()
+        self.delta_scale.copy_(rms.clamp_min(floor * float(rms.mean()) + 1e-12))
+        self.delta_scale_initialized.fill_(True)
 
     # --- distributions ----------------------------------------------------------------------
     def prior_params(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,7 +104,7 @@ class CVAEDynamics(nn.Module):
     # --- one step ---------------------------------------------------------------------------
     def decode(self, history: torch.Tensor, last_z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         tokens = torch.cat([history, self.w_to_token(w).unsqueeze(1)], dim=1)
-        return last_z + self.delta_head(self.decoder(tokens))
+        return last_z + self.delta_scale * self.delta_head(self.decoder(tokens))
 
     def train_step(self, history: torch.Tensor, last_z: torch.Tensor, target_z: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,7 +55,7 @@ def trace_episode(model: WorldModel, predictors: ErrorPredictors, ep: EpisodeDat
                   generator: torch.Generator) -> EpisodeTrace:
     tp = predictors.get(ep.task)
     emb = embed_episode(model, ep, model.cfg.futures, generator)
-    proba = predict_proba(tp.classifier, emb.token, emb.future_token)
+    proba = predict_proba(tp.classifier, emb.z, emb.future_z)
     voter = FlagVoter(predictors.failure_cfg)
     failure_flag = np.array([voter.update(p) for p in proba])
     ood = tp.ood.score(emb.future_z)

@@ -16,7 +16,7 @@ from firework_common.errors import DataError, UsageError
 from firework_monitor.config import FailureConfig, MonitorConfig, OODConfig, ThresholdConfig
 from firework_monitor.data import EpisodeData, StepLabel, load_rounds, split_episodes, step_labels
 from firework_monitor.embed import EpisodeEmbedding, embed_episode
-from firework_monitor.failure import FailureClassifier, pair_features, train_classifier
+from firework_monitor.failure import FailureClassifier, train_classifier
 from firework_monitor.ood import OODDetector
 from firework_monitor.threshold import adaptive_percentile
 from firework_monitor.world_model import WorldModel
@@ -60,7 +60,8 @@ class ErrorPredictors:
                 tensors[k] = torch.from_numpy(np.ascontiguousarray(v))
             tasks_meta[name] = {"intervention_ratio": tp.intervention_ratio,
                                 "ood_percentile": tp.ood_percentile(self.threshold_cfg),
-                                "token_dim": tp.classifier.net[0].in_features // 2}
+                                "latent_dim": tp.classifier.latent_dim,
+                                "feature_dims": tp.classifier.feature_dims}
         config = {"failure": to_dict(self.failure_cfg), "ood": to_dict(self.ood_cfg),
                   "threshold": to_dict(self.threshold_cfg), "world_model": self.world_model_config,
                   "tasks": tasks_meta}
@@ -78,7 +79,12 @@ class ErrorPredictors:
         failure_cfg = from_dict(FailureConfig, config["failure"], "predictors.json:failure")
         tasks = {}
         for name, tmeta in config["tasks"].items():
-            clf = FailureClassifier(tmeta["token_dim"], failure_cfg.hidden_dim)
+            if "feature_dims" not in tmeta:
+                raise DataError(f"{directory}/{CHECKPOINT_NAME}.json: tasks.{name} has no feature_dims "
+                                f"(predictors fitted by an older version on dynamics tokens); refit them "
+                                f"with `firework monitor fit`")
+            clf = FailureClassifier(tmeta["latent_dim"], tmeta["feature_dims"], failure_cfg.hidden_dim,
+                                    failure_cfg.dropout)
             prefix = f"{name}.classifier."
             clf.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
             clf.eval().requires_grad_(False)
@@ -137,24 +143,28 @@ def fit_predictors(model: WorldModel, episodes: Sequence[EpisodeData], newest: P
         ood = OODDetector.fit(np.concatenate([emb[id(ep)].z for ep in train_eps]), mcfg.ood)
         ood.set_validation_scores(np.concatenate([ood.score(emb[id(ep)].future_z) for ep in val_eps]))
 
-        def labelled(eps):
-            feats = np.concatenate([pair_features(emb[id(ep)].token, emb[id(ep)].future_token).numpy()
-                                    for ep in eps])
+        def labelled(clf: FailureClassifier, eps):
+            feats = torch.cat([clf.features(emb[id(ep)].z, emb[id(ep)].future_z) for ep in eps])
             labels = np.concatenate([step_labels(ep.sources, ep.outcome, mcfg.failure.pre_intervention_steps)
                                      for ep in eps])
             return feats, labels
 
         prev = previous.tasks.get(task) if previous is not None else None
+        fcfg = mcfg.failure
         if prev is not None:
+            # Fine-tuning keeps the previous projection and statistics: same inputs as before.
+            clf = FailureClassifier(prev.classifier.latent_dim, prev.classifier.feature_dims,
+                                    fcfg.hidden_dim, fcfg.dropout)
+            clf.load_state_dict(prev.classifier.state_dict())
             newest_eps = [ep for ep in task_eps if ep.round_dir == newest]
-            feats, labels = labelled(newest_eps or task_eps)
-            init = FailureClassifier(feats.shape[-1] // 2, mcfg.failure.hidden_dim)
-            init.load_state_dict(prev.classifier.state_dict())
-            clf, losses = train_classifier(feats, labels, mcfg.failure, mcfg.failure.finetune_steps,
-                                           mcfg.ood.seed, init=init)
+            feats, labels = labelled(clf, newest_eps or task_eps)
+            clf, losses = train_classifier(feats, labels, fcfg, fcfg.finetune_steps, mcfg.ood.seed, clf,
+                                           fresh=False)
         else:
-            feats, labels = labelled(task_eps)
-            clf, losses = train_classifier(feats, labels, mcfg.failure, mcfg.failure.steps, mcfg.ood.seed)
+            clf = FailureClassifier(model.cfg.latent_dim, fcfg.feature_dims, fcfg.hidden_dim, fcfg.dropout)
+            clf.set_projection(np.concatenate([emb[id(ep)].z for ep in task_eps]), mcfg.ood.seed)
+            feats, labels = labelled(clf, task_eps)
+            clf, losses = train_classifier(feats, labels, fcfg, fcfg.steps, mcfg.ood.seed, clf)
         p_h = intervention_ratio([ep for ep in task_eps if ep.round_dir == newest])
         fitted[task] = TaskPredictors(clf, ood, p_h)
         report[task] = {"episodes": len(task_eps), "class_counts": np.bincount(labels, minlength=3).tolist(),

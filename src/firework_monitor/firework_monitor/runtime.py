@@ -92,16 +92,15 @@ class FleetMonitor:
             frames = torch.from_numpy(np.stack([inputs[i].frames for i in valid_idx]))
             z = self.model.encode(frames)                                       # (K, D)
             hist = torch.stack([torch.stack(self._history.push(inputs[i].robot_id, z[j])) for j, i in enumerate(valid_idx)])
-            future_z, future_tok = self.model.imagine(hist, generator=self._generator)
-            tokens = self.model.tokens(z)
-            last_z, last_tok = future_z[:, :, -1], future_tok[:, :, -1]          # (K, N, .)
+            future_z, _ = self.model.imagine(hist, generator=self._generator)
+            last_z = future_z[:, :, -1]                                          # (K, N, D)
             for j, i in enumerate(valid_idx):
-                results[i] = self._assess(inputs[i], tokens[j:j + 1], last_tok[j:j + 1], last_z[j:j + 1])
+                results[i] = self._assess(inputs[i], z[j:j + 1], last_z[j:j + 1])
         return results  # type: ignore[return-value]
 
-    def _assess(self, item: RobotInput, token, future_tok, future_z) -> RiskEstimate:
+    def _assess(self, item: RobotInput, z, future_z) -> RiskEstimate:
         tp = self.predictors.tasks[item.task]
-        proba = predict_proba(tp.classifier, token, future_tok)[0]
+        proba = predict_proba(tp.classifier, z, future_z)[0]
         voter = self._voters.setdefault(item.robot_id, FlagVoter(self.predictors.failure_cfg))
         failure_flag = voter.update(proba)
         score = float(tp.ood.score(future_z)[0])

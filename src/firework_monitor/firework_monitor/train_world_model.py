@@ -28,6 +28,8 @@ CHECKPOINT_KIND = "firework.world_model"
 TRAIN_STATE = "world_model_train_state.pt"
 HELD_OUT_FRACTION = 0.1     # episodes per task kept out of training for the final evaluation
 EVAL_WINDOW_STRIDE = 4      # steps between evaluated windows in a held-out episode
+OPTIONAL_BUFFERS = ("dynamics.delta_scale", "dynamics.delta_scale_initialized")
+GRAD_CLIP_NORM = 1.0        # max gradient norm of each part (autoencoder, dynamics) per step
 
 
 def save_world_model(model: WorldModel, directory: Path, meta: dict[str, Any]) -> None:
@@ -44,6 +46,9 @@ def load_world_model(directory: Path, expected: WorldModelConfig | None = None
     cfg = from_dict(WorldModelConfig, config["world_model"], f"{directory}/{CHECKPOINT_NAME}.json:world_model")
     model = WorldModel(cfg)
     missing, unexpected = model.load_state_dict(tensors, strict=False)
+    # Checkpoints from before the residual scale existed predicted unscaled residuals: the default
+    # scale (ones) reproduces them exactly.
+    missing = [k for k in missing if k not in OPTIONAL_BUFFERS]
     if missing or unexpected:
         raise DataError(f"{directory}/{CHECKPOINT_NAME}.safetensors does not match the model: "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -137,17 +142,22 @@ def train_world_model(round_dirs: Sequence[Path], out_dir: Path, mcfg: MonitorCo
                                       "step": step})
         save_world_model(model, out_dir, {**meta_base, "step": step})
 
+    autoencoder_params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    dynamics_params = list(model.dynamics.parameters())
     bar = tqdm(total=tcfg.steps, initial=start, desc="world model", unit="step", file=sys.stderr,
                disable=not show_progress, dynamic_ncols=True)
     model.train()
     history = []
     t0 = time.perf_counter()
     for step in range(start, tcfg.steps):
-        batch = torch.from_numpy(sampler.sample(tcfg.chunks_per_batch))
-        losses = model.loss(batch, tcfg)
+        frames, valid = sampler.sample(tcfg.chunks_per_batch)
+        losses = model.loss(torch.from_numpy(frames), tcfg, torch.from_numpy(valid))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        # Clipped per part: the autoencoder and the dynamics get disjoint gradients (the dynamics'
+        # inputs are detached), and one part's large gradient must not shrink the other's step.
+        for params in (autoencoder_params, dynamics_params):
+            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM)
         opt.step()
         bar.update(1)
         if step % tcfg.log_every == 0 or step == tcfg.steps - 1:

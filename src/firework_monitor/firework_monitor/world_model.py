@@ -51,16 +51,30 @@ class WorldModel(nn.Module):
                                      generator)
 
     # --- training ---------------------------------------------------------------------------
-    def loss(self, chunks: torch.Tensor, train_cfg: WorldModelTrainConfig) -> dict[str, torch.Tensor]:
-        """chunks: uint8 (B, S, C, H, W, 3), S >= history + horizon. Joint loss of all three parts."""
+    def loss(self, chunks: torch.Tensor, train_cfg: WorldModelTrainConfig,
+             valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """chunks: uint8 (B, S, C, H, W, 3), S >= history + horizon; valid: bool (B, S), False for
+        padding frames (default: all real). Joint loss of all three parts.
+
+        The latent term is relative to "repeat the last latent" over real target frames only:
+        sum of squared prediction errors / sum of squared repeat-last errors (floored). Absolute
+        latent errors are tiny next to the image loss (most of a scene does not move between two
+        frames), so an absolute loss taught the dynamics ~identity.
+
+        The dynamics sees the encoder's latents with gradients stopped: it learns to predict the
+        latent space the reconstruction defines, and cannot lower its loss by making the encoder
+        ignore what moves (a static latent is trivially predictable)."""
         cfg = self.cfg
         b, s = chunks.shape[:2]
         t, horizon = cfg.history, cfg.horizon
         if s < t + horizon:
             raise ValueError(f"chunk length {s} < history + horizon = {t + horizon}")
+        if valid is None:
+            valid = torch.ones(b, s, dtype=torch.bool)
         z = self.encode(chunks)                                             # (B, S, D)
 
-        # Image reconstruction on a random subset of frames per chunk.
+        # Image reconstruction on a random subset of frames per chunk (padding repeats a real frame,
+        # so it is a valid reconstruction target).
         r = min(train_cfg.recon_frames_per_chunk, s)
         pick = torch.rand(b, s).argsort(dim=1)[:, :r]
         z_pick = torch.gather(z, 1, pick.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
@@ -69,19 +83,32 @@ class WorldModel(nn.Module):
         target = frames_pick.permute(0, 1, 2, 5, 3, 4).float() / 255.0
         recon = F.mse_loss(self.decode(z_pick), target)
 
+        zd = z.detach()
+        if self.training:
+            real_pairs = (valid[:, 1:] & valid[:, :-1]).reshape(-1)
+            self.dynamics.update_delta_scale((zd[:, 1:] - zd[:, :-1]).reshape(-1, zd.shape[-1])[real_pairs],
+                                             train_cfg.delta_scale_momentum, train_cfg.delta_scale_floor)
+
         # L-step autoregressive latent prediction over every window in every chunk.
-        windows = z.unfold(1, t + horizon, 1).permute(0, 1, 3, 2).reshape(-1, t + horizon, z.shape[-1])
-        targets = windows[:, t:].detach()          # predict the encoder's latents, do not move them
+        windows = zd.unfold(1, t + horizon, 1).permute(0, 1, 3, 2).reshape(-1, t + horizon, zd.shape[-1])
+        target_valid = valid.unfold(1, t + horizon, 1).reshape(-1, t + horizon)[:, t:].float()  # (W, L)
+        targets = windows[:, t:]
         history = self.dynamics.tokenize(windows[:, :t])
         last_z = windows[:, t - 1]
-        latent, kl = 0.0, 0.0
+        repeat_last = last_z
+        pred_sq, repeat_sq, kl = 0.0, 0.0, 0.0
         for k in range(horizon):
             pred, step_kl = self.dynamics.train_step(history, last_z, targets[:, k])
-            latent = latent + F.mse_loss(pred, targets[:, k])
-            kl = kl + step_kl.mean()
+            w = target_valid[:, k]
+            pred_sq = pred_sq + (((pred - targets[:, k]) ** 2).mean(-1) * w).sum()
+            repeat_sq = repeat_sq + (((repeat_last - targets[:, k]) ** 2).mean(-1) * w).sum()
+            kl = kl + (step_kl * w).sum()
             last_z = pred
             history = torch.cat([history[:, 1:], self.dynamics.tokenize(pred).unsqueeze(1)], dim=1)
-        latent, kl = latent / horizon, kl / horizon
+        n_valid = target_valid.sum().clamp_min(1.0)
+        latent_mse, repeat_mse, kl = pred_sq / n_valid, repeat_sq / n_valid, kl / n_valid
+        latent = latent_mse / repeat_mse.clamp_min(train_cfg.latent_baseline_floor)
         total = (train_cfg.recon_weight * recon + train_cfg.latent_weight * latent
                  + train_cfg.kl_weight * kl)
-        return {"loss": total, "recon": recon.detach(), "latent": latent.detach(), "kl": kl.detach()}
+        return {"loss": total, "recon": recon.detach(), "latent": latent.detach(), "kl": kl.detach(),
+                "latent_mse": latent_mse.detach(), "repeat_last_mse": repeat_mse.detach()}
