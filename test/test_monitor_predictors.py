@@ -156,3 +156,13 @@ def test_threshold_direction_and_clipping():
     assert adaptive_percentile(2.0, cfg) < adaptive_percentile(1.0, cfg) < 99.0
     with pytest.raises(ValueError, match="at least 3"):
         fit_threshold_curve(np.array([0.1, 0.2]), np.array([90.0, 91.0]))
+
+
+def test_failure_labels_span_the_supervisors_stall_window():
+    """The supervisor takes over after `stall_steps` without progress, and the M steps before a
+    takeover are labelled "failure": equal lengths make the label the stall itself (with a longer
+    stall window the label was the stall's second half, which only elapsed time told apart)."""
+    from firework_sim.config import load_operator_config
+
+    assert (load_operator_config().supervisor.stall_steps
+            == load_monitor_config().failure.pre_intervention_steps)

@@ -100,3 +100,41 @@ def test_supervisor_leaves_a_competent_robot_alone(robots, operator_config):
                       operator=make_expert("Lift", operator_config),
                       watcher=FailureWatcher(operator_config.supervisor))
     assert res.success and res.takeover_step is None
+
+
+class _Clock:
+    """Stands in for a SimRobot: the watcher only reads `steps` and `max_steps` (progress is
+    patched)."""
+
+    def __init__(self, max_steps: int = 1000) -> None:
+        self.steps, self.max_steps = 0, max_steps
+
+
+def _watch(monkeypatch, cfg, progress):
+    """Feed a progress sequence to a FailureWatcher; the step at which it takes over and why."""
+    import firework_sim.supervisor as sup
+
+    watcher, robot = sup.FailureWatcher(cfg), _Clock()
+    values = iter(progress)
+    monkeypatch.setattr(sup, "task_progress", lambda _robot: next(values))
+    for step in range(len(progress)):
+        robot.steps = step
+        if watcher.should_take_over(robot):
+            return step, watcher.reason
+    return None, None
+
+
+def test_supervisor_stall_fires_stall_steps_after_the_last_improvement(monkeypatch, operator_config):
+    cfg = operator_config.supervisor
+    rising = [0.1 + 0.05 * i for i in range(cfg.grace_steps + 5)]
+    flat = [rising[-1]] * (cfg.stall_steps + 5)
+    step, reason = _watch(monkeypatch, cfg, rising + flat)
+    assert reason == "stall"
+    assert step == len(rising) - 1 + cfg.stall_steps
+
+
+def test_supervisor_regression_fires_when_progress_drops(monkeypatch, operator_config):
+    cfg = operator_config.supervisor
+    rising = [0.05 * i for i in range(cfg.grace_steps + 5)]
+    step, reason = _watch(monkeypatch, cfg, rising + [rising[-1] - cfg.regression - 0.01] * 3)
+    assert (step, reason) == (len(rising), "regression")

@@ -124,7 +124,7 @@ class SupervisorConfig:
     """
 
     grace_steps: int = 10
-    stall_steps: int = 30
+    stall_steps: int = 15
     min_improvement: float = 0.02
     regression: float = 0.25
     deadline_fraction: float = 0.6
