@@ -91,32 +91,41 @@ def test_supervisor_takes_over_a_stalled_robot_and_the_operator_finishes(robots,
     assert res.success
 
 
-def test_supervisor_leaves_a_competent_robot_alone(robots, operator_config):
+@pytest.mark.parametrize("task", [t.name for t in TASKS])
+def test_supervisor_leaves_a_competent_robot_alone(robots, operator_config, task):
+    """The scripted expert reaching, carrying and releasing is never taken for a stall or a drop
+    (it was, on every task but Lift, when only the shaped reward counted as progress)."""
     from firework_sim.episode import run_episode
     from firework_sim.experts import make_expert
     from firework_sim.supervisor import FailureWatcher
 
-    res = run_episode(robots["Lift"], make_expert("Lift", operator_config), 5,
-                      operator=make_expert("Lift", operator_config),
-                      watcher=FailureWatcher(operator_config.supervisor))
-    assert res.success and res.takeover_step is None
+    watcher = FailureWatcher(operator_config.supervisor)
+    res = run_episode(robots[task], make_expert(task, operator_config), 5,
+                      operator=make_expert(task, operator_config), watcher=watcher)
+    assert res.success and res.takeover_step is None, watcher.reason
 
 
 class _Clock:
-    """Stands in for a SimRobot: the watcher only reads `steps` and `max_steps` (progress is
-    patched)."""
+    """Stands in for a SimRobot: the watcher only reads `steps` and `max_steps` (progress and the
+    gripper / object positions are patched)."""
 
     def __init__(self, max_steps: int = 1000) -> None:
         self.steps, self.max_steps = 0, max_steps
 
 
-def _watch(monkeypatch, cfg, progress):
-    """Feed a progress sequence to a FailureWatcher; the step at which it takes over and why."""
+STILL = (np.zeros(3), np.array([[0.3, 0.0, 0.0]]))     # gripper 30 cm from a resting object
+
+
+def _watch(monkeypatch, cfg, progress, scene=None):
+    """Feed a progress sequence (and optionally (gripper, objects) positions per step) to a
+    FailureWatcher; the step at which it takes over and why."""
     import firework_sim.supervisor as sup
 
     watcher, robot = sup.FailureWatcher(cfg), _Clock()
     values = iter(progress)
+    scenes = iter(scene if scene is not None else [STILL] * len(progress))
     monkeypatch.setattr(sup, "task_progress", lambda _robot: next(values))
+    monkeypatch.setattr(sup, "scene_positions", lambda _robot: next(scenes))
     for step in range(len(progress)):
         robot.steps = step
         if watcher.should_take_over(robot):
@@ -133,8 +142,26 @@ def test_supervisor_stall_fires_stall_steps_after_the_last_improvement(monkeypat
     assert step == len(rising) - 1 + cfg.stall_steps
 
 
-def test_supervisor_regression_fires_when_progress_drops(monkeypatch, operator_config):
+def test_supervisor_counts_reaching_and_carrying_as_progress(monkeypatch, operator_config):
+    """Flat shaped reward, but the gripper closes in on the object, then the object is carried:
+    not a stall. Once both stop, the stall clock runs from the last movement."""
+    cfg = operator_config.supervisor
+    reach = [(np.array([0.01 * i, 0.0, 0.0]), np.array([[0.3, 0.0, 0.0]])) for i in range(30)]
+    carry = [(np.array([0.3 + 0.01 * i, 0.0, 0.0]), np.array([[0.3 + 0.01 * i, 0.0, 0.0]]))
+             for i in range(30)]
+    rest = [carry[-1]] * (cfg.stall_steps + 5)
+    scene = reach + carry + rest
+    step, reason = _watch(monkeypatch, cfg, [0.1] * len(scene), scene)
+    assert reason == "stall"
+    assert len(reach) + len(carry) - 1 < step <= len(reach) + len(carry) - 1 + cfg.stall_steps
+
+
+def test_supervisor_regression_fires_when_progress_stays_down(monkeypatch, operator_config):
     cfg = operator_config.supervisor
     rising = [0.05 * i for i in range(cfg.grace_steps + 5)]
-    step, reason = _watch(monkeypatch, cfg, rising + [rising[-1] - cfg.regression - 0.01] * 3)
-    assert (step, reason) == (len(rising), "regression")
+    dropped = rising[-1] - cfg.regression - 0.01
+    step, reason = _watch(monkeypatch, cfg, rising + [dropped] * (cfg.regression_steps + 3))
+    assert (step, reason) == (len(rising) + cfg.regression_steps - 1, "regression")
+    # A brief dip (releasing an object onto its goal) is not a regression.
+    dip = rising + [dropped] * (cfg.regression_steps - 1) + [rising[-1]] * 3
+    assert _watch(monkeypatch, cfg, dip) == (None, None)

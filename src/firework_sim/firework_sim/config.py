@@ -119,15 +119,25 @@ class SupervisorConfig:
         grace_steps: no takeover during the first steps of an episode.
         stall_steps: take over when progress has not improved for this many steps.
         min_improvement: progress gain that counts as an improvement.
-        regression: take over when progress falls this far below its best (e.g. a dropped object).
+        regression: take over when progress falls this far below its best (e.g. a dropped object)...
+        regression_steps: ...for this many consecutive steps (releasing the nut onto its peg drops the
+            grasp term for a few steps before success registers; a dropped object stays down).
         deadline_fraction: take over when this share of the step budget is spent without success.
+        approach_m: the gripper getting this much closer to a task object than ever before also
+            counts as progress (the shaped reward's reaching term is nearly flat beyond ~10 cm).
+        object_motion_m: a task object (any of its bodies) moving this far since the last progress
+            also counts (carrying an object or swinging the door, which the shaped reward only sees
+            near the goal).
     """
 
     grace_steps: int = 10
     stall_steps: int = 15
     min_improvement: float = 0.02
     regression: float = 0.25
+    regression_steps: int = 10
     deadline_fraction: float = 0.6
+    approach_m: float = 0.02
+    object_motion_m: float = 0.02
 
 
 @dataclass(frozen=True)

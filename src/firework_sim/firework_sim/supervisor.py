@@ -1,12 +1,20 @@
 """The supervising human's judgement: is this robot going wrong right now?
 
 In simulation the human has a privileged view: the task's dense progress (robosuite's shaped
-reward, normalized to [0, 1]) computed from the simulator state. They take over when progress
-stalls, regresses (an object dropped or knocked away), or the episode is running out of time.
-These takeovers are the labels the failure predictor learns from, so they must mark real trouble,
-not random moments.
+reward, normalized to [0, 1]) computed from the simulator state, and where the gripper and the task
+objects are. They take over when the robot stalls (no progress for `stall_steps`), regresses (an
+object dropped or knocked away, and it stays down), or the episode is running out of time. These takeovers are the
+labels the failure predictor learns from, so they must mark real trouble, not random moments.
+
+Progress alone is too coarse to call a stall: the shaped reward is nearly flat while the gripper is
+more than ~10 cm from an object and while an object is carried (PickPlaceCan's hover term only rises
+over the bin), so a competent robot reaching for the can was taken over. What also counts as
+progress: the gripper getting closer to a task object than ever before, and a task object moving.
+The stall window equals the failure label length M (monitor.yaml), so the label is the stall itself.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from firework_sim.config import SupervisorConfig
 from firework_sim.robot_env import SimRobot
@@ -23,25 +31,56 @@ def task_progress(robot: SimRobot) -> float:
         env.reward_shaping = shaping
 
 
+def scene_positions(robot: SimRobot) -> tuple[np.ndarray, np.ndarray]:
+    """World positions of the gripper (3,) and of every body of the task's objects (n, 3)."""
+    env = robot.raw
+    sim = env.sim
+    bodies = [sim.model.body_name2id(b) for obj in env.model.mujoco_objects for b in obj.bodies]
+    eef = np.array(sim.data.site_xpos[env.robots[0].eef_site_id["right"]])
+    return eef, np.array(sim.data.body_xpos[bodies])
+
+
 class FailureWatcher:
     def __init__(self, cfg: SupervisorConfig) -> None:
         self.cfg = cfg
-        self.best = 0.0
-        self.best_step = 0
-        self.reason: str | None = None
+        self.reset()
 
     def reset(self) -> None:
-        self.best, self.best_step, self.reason = 0.0, 0, None
+        self.best, self.best_step = 0.0, 0
+        self.regressed_steps = 0                  # consecutive steps below best - regression
+        self.reason: str | None = None
+        self.closest = np.inf                     # closest the gripper has come to a task object
+        self.objects_at: np.ndarray | None = None  # object body positions at the last progress
+
+    def _moved_on(self, robot: SimRobot) -> bool:
+        """Gripper closer to a task object than ever, or a task object moved since the last
+        progress: the robot is getting somewhere even if the shaped reward does not show it."""
+        eef, objects = scene_positions(robot)
+        if len(objects) == 0:
+            return False
+        gap = float(np.linalg.norm(objects - eef, axis=1).min())
+        approached = gap < self.closest - self.cfg.approach_m
+        moved = self.objects_at is not None and bool(
+            (np.linalg.norm(objects - self.objects_at, axis=1) > self.cfg.object_motion_m).any())
+        if self.objects_at is None or approached or moved:
+            self.objects_at = objects
+        if approached or self.closest == np.inf:
+            self.closest = gap
+        return approached or moved
 
     def should_take_over(self, robot: SimRobot) -> bool:
         """Call once per step, before the robot acts. Sets `reason` when it returns True."""
         progress = task_progress(robot)
         step = robot.steps
+        moved_on = self._moved_on(robot)
         if progress > self.best + self.cfg.min_improvement:
             self.best, self.best_step = progress, step
+        elif moved_on:
+            self.best_step = step
+        self.regressed_steps = self.regressed_steps + 1 if progress < self.best - self.cfg.regression else 0
         if step < self.cfg.grace_steps:
             return False
-        if progress < self.best - self.cfg.regression:
+        if self.regressed_steps >= self.cfg.regression_steps:
             self.reason = "regression"
         elif step - self.best_step >= self.cfg.stall_steps:
             self.reason = "stall"
