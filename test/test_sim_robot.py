@@ -102,3 +102,22 @@ def test_unknown_visual_change_lists_the_known_ones(lift_robot):
 
     with pytest.raises(UsageError, match="lighting, camera, color"):
         apply_visual_change(lift_robot, "fog")
+
+
+def test_each_robot_renders_its_own_scene_when_several_share_a_process(lift_robot, sim_config):
+    """A collection worker holds one robot per task: a robot made later must not change what an
+    earlier one renders (robosuite renders into whichever GL context is current)."""
+    from firework_sim.robot_env import SimRobot
+
+    before = lift_robot.reset(seed=7).images
+    other = SimRobot(get_task("Door"), sim_config, seed=0)
+    try:
+        other.reset(seed=1)
+        after = lift_robot.reset(seed=7).images
+        for cam in before:
+            np.testing.assert_array_equal(before[cam], after[cam], err_msg=cam)
+        red = before["agentview"].astype(int)
+        # The red cube is in the picture: some pixels are clearly red (not the table's white/grey).
+        assert ((red[..., 0] - red[..., 2] > 60) & (red[..., 0] > 100)).sum() >= 4
+    finally:
+        other.close()

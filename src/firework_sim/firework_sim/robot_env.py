@@ -108,11 +108,22 @@ class SimRobot:
         if not self.cfg.render.reflections:
             ctx.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 
+    def make_render_context_current(self) -> None:
+        """Make this robot's GL context the current one before rendering.
+
+        robosuite makes a render context current only when it creates it, and renders into whatever
+        context is current. With several robots in one process (a collection worker holds one per
+        task) every robot but the newest then rendered with another scene's textures and buffers:
+        wrong colours (Lift's red cube came out grey-blue). Switching is cheap (no upload)."""
+        if self.render:
+            self.raw.sim._render_context_offscreen.gl_ctx.make_current()
+
     def reset(self, seed: int | None = None) -> Observation:
         """Soft reset; `seed` makes the object placement of this episode reproducible."""
         if seed is not None:
             # Placement samplers hold a reference to env.rng: reseed it in place.
             self.raw.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self.make_render_context_current()
         self._last_obs = self.raw.reset()
         self.steps = 0
         self._success_streak = 0
@@ -120,6 +131,7 @@ class SimRobot:
 
     def step(self, action: np.ndarray) -> Observation:
         a = check_action(action)
+        self.make_render_context_current()
         self._last_obs, _, _, _ = self.raw.step(a)
         self.steps += 1
         self._success_streak = self._success_streak + 1 if self.raw._check_success() else 0
