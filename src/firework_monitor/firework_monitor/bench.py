@@ -47,7 +47,7 @@ def synthetic_monitor(mcfg: MonitorConfig, seed: int = 0) -> FleetMonitor:
     model = WorldModel(mcfg.world_model).eval()
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(max(2000, mcfg.ood.clusters * 4), mcfg.world_model.latent_dim)).astype(np.float32)
-    ood = OODDetector.fit(z, mcfg.ood)
+    ood = OODDetector.fit(z, mcfg.ood, mcfg.world_model.num_cameras * mcfg.world_model.latent_channels)
     ood.set_validation_scores(ood.distances(z[:500]))
     fcfg = mcfg.failure
     clf = FailureClassifier(mcfg.world_model.latent_dim, fcfg.feature_dims, fcfg.hidden_dim, fcfg.dropout)

@@ -164,6 +164,8 @@ class OODConfig:
         pca_dims: l.
         clusters: c.
         max_fit_embeddings: cap on the embeddings sampled from the data so far for the fit.
+        appearance_weight: weight of the standardized appearance summaries (per camera and latent
+            channel, the spatial mean and std of z) next to the PCA coordinates in k-means.
         validation_fraction: share of episodes held out; their distances set the threshold.
         seed: RNG seed.
     """
@@ -171,6 +173,7 @@ class OODConfig:
     pca_dims: int = 32
     clusters: int = 64
     max_fit_embeddings: int = 20000
+    appearance_weight: float = 1.0
     validation_fraction: float = 0.2
     seed: int = 0
 

@@ -140,7 +140,8 @@ def fit_predictors(model: WorldModel, episodes: Sequence[EpisodeData], newest: P
         if not val_eps:
             raise DataError(f"task {task}: needs at least 2 episodes (one held out for the OOD threshold)")
         emb = dict(zip(map(id, task_eps), embed_all(model, task_eps, futures, mcfg.ood.seed, show_progress)))
-        ood = OODDetector.fit(np.concatenate([emb[id(ep)].z for ep in train_eps]), mcfg.ood)
+        ood = OODDetector.fit(np.concatenate([emb[id(ep)].z for ep in train_eps]), mcfg.ood,
+                                model.cfg.num_cameras * model.cfg.latent_channels)
         ood.set_validation_scores(np.concatenate([ood.score(emb[id(ep)].future_z) for ep in val_eps]))
 
         def labelled(clf: FailureClassifier, eps):
