@@ -65,24 +65,32 @@ def synthetic_episodes(count: int, steps: int = 20, seed: int = 0):
     return out
 
 
-@pytest.fixture(scope="module")
-def trained(tiny, goals):
-    """A tiny policy trained briefly on synthetic episodes, with its loss history."""
+def train_tiny_policy(cfg, goals, dataset, steps: int, augment: bool):
+    """Train a fresh model of `cfg` on `dataset` (16 windows per step); -> (model in eval mode, losses)."""
     torch.manual_seed(0)
-    cfg = tiny.model
-    dataset = PolicyDataset(synthetic_episodes(8), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
     model = build_model(cfg, goals)
     model.set_statistics(**dataset.statistics())
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(150):
+    for _ in range(steps):
         frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(16))
-        loss, _ = model.loss(random_shift(frames, cfg.random_shift), proprio, task, actions, weights, chunk_mask)
+        if augment:
+            frames = random_shift(frames, cfg.random_shift)
+        loss, _ = model.loss(frames, proprio, task, actions, weights, chunk_mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    model.eval().requires_grad_(False)
+    return model.eval(), losses
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, goals):
+    """A tiny policy trained briefly on synthetic episodes, with its loss history."""
+    cfg = tiny.model
+    dataset = PolicyDataset(synthetic_episodes(8), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
+    model, losses = train_tiny_policy(cfg, goals, dataset, steps=150, augment=True)
+    model.requires_grad_(False)
     return LoadedPolicy(model, goals, {"note": "test"}), losses
 
 
@@ -253,23 +261,13 @@ def test_action_chunks_are_temporally_ensembled(trained):
 
 def test_chunked_policy_learns_and_acts(tiny, goals):
     """A chunked GMM policy's loss falls and act() still returns one (K, 7) action per robot."""
-    torch.manual_seed(0)
     cfg = dataclasses.replace(tiny.model, action_chunk=4)
     dataset = PolicyDataset(synthetic_episodes(6), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
-    model = build_model(cfg, goals)
-    model.set_statistics(**dataset.statistics())
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(80):
-        frames, proprio, task, actions, weights, chunk_mask = dataset.tensors(dataset.sample(16))
-        assert actions.shape == (16, cfg.context, 4, 7) and chunk_mask.shape == (16, cfg.context, 4)
-        loss, _ = model.loss(frames, proprio, task, actions, weights, chunk_mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    _, _, _, actions, _, chunk_mask = dataset.tensors(dataset.sample(16))
+    assert actions.shape == (16, cfg.context, 4, 7) and chunk_mask.shape == (16, cfg.context, 4)
+    model, losses = train_tiny_policy(cfg, goals, dataset, steps=80, augment=False)
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
-    out = PolicyRunner(LoadedPolicy(model.eval(), goals, {})).act(
+    out = PolicyRunner(LoadedPolicy(model, goals, {})).act(
         [("a", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9)),
          ("b", "Door", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))])
     assert out.shape == (2, 7) and np.all(np.abs(out) <= 1)

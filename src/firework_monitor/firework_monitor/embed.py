@@ -1,7 +1,7 @@
 """Frozen world-model embeddings of recorded episodes: what the error predictors train on.
 
-For every step t of an episode: z_t (the state embedding), its token, and N imagined futures L steps
-ahead (their last-step latent and token), exactly as the runtime computes them at tick t. At the
+For every step t of an episode: z_t (the state embedding) and N imagined futures L steps ahead
+(their last-step latent), exactly as the runtime computes them at tick t. At the
 start of an episode the history is padded with the first frame, as the runtime does.
 """
 from __future__ import annotations
@@ -21,9 +21,7 @@ ROLLOUT_BATCH = 64    # histories per imagination call
 @dataclass
 class EpisodeEmbedding:
     z: np.ndarray             # (T, D)
-    token: np.ndarray         # (T, d)
     future_z: np.ndarray      # (T, N, D): imagined latent L steps ahead
-    future_token: np.ndarray  # (T, N, d)
 
 
 def padded_histories(z: torch.Tensor, history: int) -> torch.Tensor:
@@ -39,9 +37,6 @@ def embed_episode(model: WorldModel, ep: EpisodeData, futures: int, generator: t
     frames = torch.from_numpy(ep.frames)
     z = torch.cat([model.encode(frames[i:i + ENCODE_BATCH]) for i in range(0, len(frames), ENCODE_BATCH)])
     hist = padded_histories(z, model.cfg.history)
-    fz, ft = [], []
-    for i in range(0, len(hist), ROLLOUT_BATCH):
-        zf, tf = model.imagine(hist[i:i + ROLLOUT_BATCH], futures=futures, generator=generator)
-        fz.append(zf[:, :, -1])
-        ft.append(tf[:, :, -1])
-    return EpisodeEmbedding(z.numpy(), model.tokens(z).numpy(), torch.cat(fz).numpy(), torch.cat(ft).numpy())
+    fz = [model.imagine(hist[i:i + ROLLOUT_BATCH], futures=futures, generator=generator)[0][:, :, -1]
+          for i in range(0, len(hist), ROLLOUT_BATCH)]
+    return EpisodeEmbedding(z.numpy(), torch.cat(fz).numpy())

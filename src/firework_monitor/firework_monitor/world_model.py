@@ -39,9 +39,6 @@ class WorldModel(nn.Module):
         img = self.decoder(lat)
         return img.reshape(*lead, cfg.num_cameras, 3, cfg.image_size, cfg.image_size)
 
-    def tokens(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dynamics.tokenize(z)
-
     # --- prediction -------------------------------------------------------------------------
     @torch.no_grad()
     def imagine(self, z_history: torch.Tensor, futures: int | None = None, horizon: int | None = None,
