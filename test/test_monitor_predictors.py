@@ -166,3 +166,62 @@ def test_failure_labels_span_the_supervisors_stall_window():
 
     assert (load_operator_config().supervisor.stall_steps
             == load_monitor_config().failure.pre_intervention_steps)
+
+
+def test_failure_features_see_the_observed_motion(tiny):
+    """The classifier's history inputs: a robot that held still over the lookback window shows no
+    observed change and no displacement; one that moved shows exactly how far."""
+    from firework_monitor.failure import FailureClassifier, feature_width
+
+    dims, latent, window = 4, 6, tiny.failure.motion_lookback + 1
+    clf = FailureClassifier(latent, dims, 8)
+    clf.projection[:dims, :dims] = torch.eye(dims)          # identity on the first 4 latent dims
+    still = torch.ones(1, window, latent)
+    moving = still.clone()
+    moving[0, :, 0] = torch.arange(window, dtype=torch.float32)  # one unit per step along dim 0
+    futures = torch.ones(1, 3, latent)
+    f_still, f_moving = clf.features(still, futures), clf.features(moving, futures)
+    assert f_still.shape == (1, 3, feature_width(dims))
+    observed, largest, mean = slice(dims, 2 * dims), 2 * dims, 2 * dims + 1
+    assert torch.all(f_still[..., observed] == 0) and torch.all(f_still[..., [largest, mean]] == 0)
+    assert f_moving[0, 0, dims] == window - 1                  # z_t - z_{t-lookback} along dim 0
+    assert f_moving[0, 0, largest] == window - 1
+    assert f_moving[0, 0, mean] == pytest.approx(np.mean(np.arange(1, window)))
+    with pytest.raises(ValueError, match="lookback"):
+        clf.features(still[:, :1], futures)
+
+
+def test_failure_filter_smooths_over_ticks_and_votes():
+    from firework_monitor.config import FailureConfig
+    from firework_monitor.failure import FailureFilter
+
+    cfg = FailureConfig(smoothing_ticks=2, flag_window=3, flag_votes=2, probability_threshold=0.9)
+    filt = FailureFilter(cfg)
+    normal, failing = np.array([0.8, 0.2, 0.0]), np.array([0.2, 0.8, 0.0])
+    smoothed, flag = filt.update(normal)
+    assert np.allclose(smoothed, normal) and not flag
+    smoothed, flag = filt.update(failing)                  # mean of the two: a tie, argmax normal
+    assert np.allclose(smoothed, [0.5, 0.5, 0.0]) and not flag
+    smoothed, flag = filt.update(failing)                  # one failure vote
+    assert np.allclose(smoothed, failing) and not flag
+    _, flag = filt.update(failing)                         # two votes in the last three ticks
+    assert flag
+    with pytest.raises(ValueError, match="flag_votes"):
+        FailureConfig(flag_window=2, flag_votes=3)
+
+
+def test_predictors_fitted_on_other_inputs_are_refused(fitted, tmp_path):
+    import json
+
+    from firework_monitor.predictors import ErrorPredictors
+
+    model, predictors, _ = fitted
+    predictors.save(tmp_path)
+    meta_path = tmp_path / "predictors.json"
+    meta = json.loads(meta_path.read_text())
+    target = meta["config"] if "config" in meta else meta
+    for task_meta in target["tasks"].values():
+        task_meta.pop("feature_version")
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="feature_version None, expected"):
+        ErrorPredictors.load(tmp_path, model)

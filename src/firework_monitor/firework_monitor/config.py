@@ -128,8 +128,11 @@ class FailureConfig:
 
     Args:
         pre_intervention_steps: M, steps before each takeover labelled "failure".
-        feature_dims: principal components of the task's z the classifier sees (for z_t and for
-            the imagined change ẑ_{t+L} - z_t each).
+        feature_dims: principal components of the task's z the classifier sees (for z_t, for
+            the imagined change ẑ_{t+L} - z_t and for the observed change z_t - z_{t-lookback}).
+        motion_lookback: steps of observed history the classifier sees: the change over that
+            many steps and the largest/mean displacement from z_t within them. A takeover follows
+            a stretch without progress, which the latest frame alone cannot show.
         hidden_dim: classifier MLP width.
         dropout: classifier dropout (a task has only a few hundred failure steps to learn from).
         weight_decay: AdamW weight decay of the classifier.
@@ -140,10 +143,13 @@ class FailureConfig:
         flag_window: ticks considered by the voting rule.
         flag_votes: ticks within the window where "failure" must be the most likely class.
         probability_threshold: a failure probability above this flags on its own.
+        smoothing_ticks: the reported class probabilities are the mean over this robot's last
+            `smoothing_ticks` ticks (one tick's estimate is noisy; a stall builds up over seconds).
     """
 
     pre_intervention_steps: int = 15
-    feature_dims: int = 32
+    feature_dims: int = 16
+    motion_lookback: int = 15
     hidden_dim: int = 128
     dropout: float = 0.1
     weight_decay: float = 0.01
@@ -154,6 +160,16 @@ class FailureConfig:
     flag_window: int = 3
     flag_votes: int = 2
     probability_threshold: float = 0.5
+    smoothing_ticks: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("pre_intervention_steps", "feature_dims", "motion_lookback", "flag_window",
+                     "flag_votes", "smoothing_ticks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"failure.{name} must be >= 1, got {getattr(self, name)}")
+        if self.flag_votes > self.flag_window:
+            raise ValueError(f"failure.flag_votes ({self.flag_votes}) must be <= failure.flag_window "
+                             f"({self.flag_window})")
 
 
 @dataclass(frozen=True)

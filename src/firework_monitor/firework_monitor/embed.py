@@ -24,8 +24,10 @@ class EpisodeEmbedding:
     future_z: np.ndarray      # (T, N, D): imagined latent L steps ahead
 
 
-def padded_histories(z: torch.Tensor, history: int) -> torch.Tensor:
-    """(T, D) -> (T, history, D): the window ending at each step, padded with the first latent."""
+def padded_histories(z: torch.Tensor | np.ndarray, history: int) -> torch.Tensor:
+    """(T, D) -> (T, history, D): the window ending at each step, padded with the first latent
+    (what the runtime's per-robot history holds at that step)."""
+    z = torch.as_tensor(z)
     pad = z[:1].expand(history - 1, -1)
     zp = torch.cat([pad, z], dim=0)
     return zp.unfold(0, history, 1).permute(0, 2, 1)

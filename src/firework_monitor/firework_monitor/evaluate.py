@@ -21,8 +21,8 @@ from sklearn.metrics import roc_auc_score
 
 from firework_common.schema import ControlSource, EpisodeOutcome
 from firework_monitor.data import EpisodeData, StepLabel, step_labels
-from firework_monitor.embed import embed_episode
-from firework_monitor.failure import FlagVoter, predict_proba
+from firework_monitor.embed import embed_episode, padded_histories
+from firework_monitor.failure import FailureFilter, predict_proba
 from firework_monitor.predictors import ErrorPredictors
 from firework_monitor.world_model import WorldModel
 
@@ -55,9 +55,11 @@ def trace_episode(model: WorldModel, predictors: ErrorPredictors, ep: EpisodeDat
                   generator: torch.Generator) -> EpisodeTrace:
     tp = predictors.get(ep.task)
     emb = embed_episode(model, ep, model.cfg.futures, generator)
-    proba = predict_proba(tp.classifier, emb.z, emb.future_z)
-    voter = FlagVoter(predictors.failure_cfg)
-    failure_flag = np.array([voter.update(p) for p in proba])
+    fcfg = predictors.failure_cfg
+    proba = predict_proba(tp.classifier, padded_histories(emb.z, fcfg.motion_lookback + 1), emb.future_z)
+    failure_filter = FailureFilter(fcfg)
+    smoothed, failure_flag = zip(*(failure_filter.update(p) for p in proba))
+    proba, failure_flag = np.stack(smoothed), np.array(failure_flag)
     ood = tp.ood.score(emb.future_z)
     threshold = tp.ood.threshold(tp.ood_percentile(predictors.threshold_cfg))
     labels = step_labels(ep.sources, ep.outcome, predictors.failure_cfg.pre_intervention_steps)

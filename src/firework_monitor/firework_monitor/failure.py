@@ -1,18 +1,29 @@
 """Per-task failure predictor: a 3-class {normal, failure, human} classifier on frozen embeddings.
 
-Input for one future: the current state z_t and the predicted change to the imagined future L steps
-ahead, ẑ_{t+L} - z_t, both projected onto the task's top principal components of z (fitted on its
-training states, as the OOD detector does). At run time the class probabilities are averaged over
-the N sampled futures. Training uses balanced sampling (each class present gets an equal share of
-every batch), since failure and human steps are rare next to normal ones.
+Inputs for one imagined future, all on the task's top principal components of z (fitted on its
+training states, as the OOD detector does):
+  - the current state z_t;
+  - the imagined change to the future L steps ahead, ẑ_{t+L} - z_t, and its length;
+  - the observed change over the last `motion_lookback` steps, z_t - z_{t-lookback}, and the
+    largest and mean distance of z_t from each state in that window.
+At run time the class probabilities are averaged over the N sampled futures, then over the robot's
+last `smoothing_ticks` ticks. Training uses balanced sampling (each class present gets an equal
+share of every batch), since failure and human steps are rare next to normal ones.
+
+Why the observed history: operators take over after a stretch without progress (hovering next to
+the object, pushing at the wrong spot). One frame and one imagined future say "in the grasp phase",
+not "stuck in it". Validation (classifier trained on the demos and two supervised rounds, tested on
+a third): mean failure AUROC 0.61 without the history, 0.71 with it, 0.74 with 5-tick smoothing
+and 16 instead of 32 components. Elapsed time
+would predict takeovers too (the imperfect policy sticks at similar steps) but is a shortcut that
+says nothing about a new task or policy, so it is not an input.
 
 Why not the dynamics' tokens: a task's states differ only slightly in the 128-d token (it is tuned
-for prediction, not for telling states apart), and the token of the imagined future repeats most of
-the current one; an MLP on [token_t, token_{t+L}] stayed near chance on held-out episodes. The
-principal components keep the directions along which the task's scenes actually vary, and the
-difference makes "where is this going" an explicit input.
+for prediction, not for telling states apart); an MLP on [token_t, token_{t+L}] stayed near chance.
 """
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import torch
@@ -24,7 +35,12 @@ from firework_monitor.data import StepLabel
 
 NUM_CLASSES = len(StepLabel)
 STD_FLOOR_OF_MEDIAN = 0.1
-FEATURE_GROUPS = 2            # [projected z_t, projected (ẑ_{t+L} - z_t)]
+PROJECTED_GROUPS = 3          # projected z_t, observed change, imagined change
+SCALAR_FEATURES = 3           # largest and mean displacement in the window, imagined change length
+
+
+def feature_width(feature_dims: int) -> int:
+    return PROJECTED_GROUPS * feature_dims + SCALAR_FEATURES
 
 
 class FailureClassifier(nn.Module):
@@ -34,9 +50,9 @@ class FailureClassifier(nn.Module):
         # are fitted on the training set and saved with the weights.
         self.register_buffer("projection_mean", torch.zeros(latent_dim))
         self.register_buffer("projection", torch.zeros(feature_dims, latent_dim))
-        self.register_buffer("feature_mean", torch.zeros(FEATURE_GROUPS * feature_dims))
-        self.register_buffer("feature_std", torch.ones(FEATURE_GROUPS * feature_dims))
-        width = FEATURE_GROUPS * feature_dims
+        width = feature_width(feature_dims)
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
         self.net = nn.Sequential(
             nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
@@ -61,13 +77,22 @@ class FailureClassifier(nn.Module):
         self.projection.zero_()
         self.projection[:dims].copy_(torch.from_numpy(pca.components_.astype(np.float32)))
 
-    def features(self, z: np.ndarray | torch.Tensor, future_z: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """z (B, D), future_z (B, N, D) -> raw features (B, N, 2k)."""
-        z = torch.as_tensor(z, dtype=torch.float32)
+    def features(self, recent_z: np.ndarray | torch.Tensor, future_z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """recent_z (B, W, D): the robot's observed latents over the lookback window, oldest first,
+        the last is z_t (W = motion_lookback + 1); future_z (B, N, D) -> raw features (B, N, width)."""
+        recent_z = torch.as_tensor(recent_z, dtype=torch.float32)
         future_z = torch.as_tensor(future_z, dtype=torch.float32)
-        now = (z - self.projection_mean) @ self.projection.T                     # (B, k)
-        change = (future_z - z.unsqueeze(1)) @ self.projection.T                 # (B, N, k)
-        return torch.cat([now.unsqueeze(1).expand_as(change), change], dim=-1)
+        if recent_z.ndim != 3 or recent_z.shape[1] < 2:
+            raise ValueError(f"recent_z must be (batch, lookback + 1 >= 2, latent), got {tuple(recent_z.shape)}")
+        recent = (recent_z - self.projection_mean) @ self.projection.T           # (B, W, k)
+        now = recent[:, -1]
+        observed = now - recent[:, 0]
+        distance = (now.unsqueeze(1) - recent[:, :-1]).norm(dim=-1)              # (B, W-1)
+        per_step = torch.cat([now, observed, distance.amax(dim=1, keepdim=True),
+                              distance.mean(dim=1, keepdim=True)], dim=-1)
+        imagined = (future_z - recent_z[:, -1:]) @ self.projection.T              # (B, N, k)
+        per_step = per_step.unsqueeze(1).expand(-1, imagined.shape[1], -1)
+        return torch.cat([per_step, imagined, imagined.norm(dim=-1, keepdim=True)], dim=-1)
 
     def set_feature_statistics(self, features: torch.Tensor) -> None:
         flat = features.reshape(-1, features.shape[-1])
@@ -77,21 +102,21 @@ class FailureClassifier(nn.Module):
         self.feature_std.copy_(std.clamp_min(float(std.median()) * STD_FLOOR_OF_MEDIAN + 1e-8))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw features (..., 2k) -> class logits (..., 3)."""
+        """Raw features (..., width) -> class logits (..., 3)."""
         return self.net((features - self.feature_mean) / self.feature_std)
 
 
 @torch.no_grad()
-def predict_proba(model: FailureClassifier, z, future_z) -> np.ndarray:
-    """z (B, D), imagined futures future_z (B, N, D) -> (B, 3) class probabilities averaged over
-    the futures."""
-    return F.softmax(model(model.features(z, future_z)), dim=-1).mean(dim=1).numpy()
+def predict_proba(model: FailureClassifier, recent_z, future_z) -> np.ndarray:
+    """recent_z (B, W, D) observed window ending at z_t, imagined futures future_z (B, N, D) ->
+    (B, 3) class probabilities averaged over the futures (one tick, before smoothing)."""
+    return F.softmax(model(model.features(recent_z, future_z)), dim=-1).mean(dim=1).numpy()
 
 
 def train_classifier(features: np.ndarray | torch.Tensor, labels: np.ndarray, cfg: FailureConfig, steps: int,
                      seed: int, model: FailureClassifier, fresh: bool = True
                      ) -> tuple[FailureClassifier, list[float]]:
-    """features (n, N, 2k) from `model.features` (every future of a step carries the step's label);
+    """features (n, N, width) from `model.features` (every future of a step carries the step's label);
     labels (n,). `fresh`: set the standardization from these features; fine-tuning (fresh=False)
     keeps the previous classifier's statistics, so its input scale does not change."""
     if len(features) != len(labels):
@@ -120,19 +145,22 @@ def train_classifier(features: np.ndarray | torch.Tensor, labels: np.ndarray, cf
     return model, losses
 
 
-class FlagVoter:
-    """Sirius-Fleet's rule, per robot: flag when "failure" is the most likely class in at least
-    `votes` of the last `window` ticks, or when the failure probability alone exceeds
-    `probability_threshold`."""
+class FailureFilter:
+    """Per robot: smooths the class probabilities over the last `smoothing_ticks` ticks, then
+    applies Sirius-Fleet's flag rule to the smoothed estimate: flag when "failure" is the most
+    likely class in at least `flag_votes` of the last `flag_window` ticks, or when the failure
+    probability alone exceeds `probability_threshold`."""
 
     def __init__(self, cfg: FailureConfig) -> None:
         self.cfg = cfg
-        self.recent: list[bool] = []
+        self.recent_proba: deque[np.ndarray] = deque(maxlen=cfg.smoothing_ticks)
+        self.recent_votes: deque[bool] = deque(maxlen=cfg.flag_window)
 
-    def reset(self) -> None:
-        self.recent = []
-
-    def update(self, proba: np.ndarray) -> bool:
-        self.recent = (self.recent + [int(np.argmax(proba)) == StepLabel.FAILURE])[-self.cfg.flag_window:]
-        return sum(self.recent) >= self.cfg.flag_votes or float(proba[StepLabel.FAILURE]) > \
-            self.cfg.probability_threshold
+    def update(self, proba: np.ndarray) -> tuple[np.ndarray, bool]:
+        """One tick's class probabilities -> (smoothed probabilities, flag)."""
+        self.recent_proba.append(np.asarray(proba, dtype=np.float64))
+        smoothed = np.mean(self.recent_proba, axis=0)
+        self.recent_votes.append(int(np.argmax(smoothed)) == StepLabel.FAILURE)
+        flag = (sum(self.recent_votes) >= self.cfg.flag_votes
+                or float(smoothed[StepLabel.FAILURE]) > self.cfg.probability_threshold)
+        return smoothed, flag

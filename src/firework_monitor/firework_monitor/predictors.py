@@ -15,7 +15,7 @@ from firework_common.config import from_dict, to_dict
 from firework_common.errors import DataError, UsageError
 from firework_monitor.config import FailureConfig, MonitorConfig, OODConfig, ThresholdConfig
 from firework_monitor.data import EpisodeData, StepLabel, load_rounds, split_episodes, step_labels
-from firework_monitor.embed import EpisodeEmbedding, embed_episode
+from firework_monitor.embed import EpisodeEmbedding, embed_episode, padded_histories
 from firework_monitor.failure import FailureClassifier, train_classifier
 from firework_monitor.ood import OODDetector
 from firework_monitor.threshold import adaptive_percentile
@@ -23,6 +23,7 @@ from firework_monitor.world_model import WorldModel
 
 CHECKPOINT_NAME = "predictors"
 CHECKPOINT_KIND = "firework.error_predictors"
+FEATURE_VERSION = 2     # 2: the failure classifier also sees the observed recent motion
 
 
 @dataclass
@@ -61,7 +62,8 @@ class ErrorPredictors:
             tasks_meta[name] = {"intervention_ratio": tp.intervention_ratio,
                                 "ood_percentile": tp.ood_percentile(self.threshold_cfg),
                                 "latent_dim": tp.classifier.latent_dim,
-                                "feature_dims": tp.classifier.feature_dims}
+                                "feature_dims": tp.classifier.feature_dims,
+                                "feature_version": FEATURE_VERSION}
         config = {"failure": to_dict(self.failure_cfg), "ood": to_dict(self.ood_cfg),
                   "threshold": to_dict(self.threshold_cfg), "world_model": self.world_model_config,
                   "tasks": tasks_meta}
@@ -79,10 +81,10 @@ class ErrorPredictors:
         failure_cfg = from_dict(FailureConfig, config["failure"], "predictors.json:failure")
         tasks = {}
         for name, tmeta in config["tasks"].items():
-            if "feature_dims" not in tmeta:
-                raise DataError(f"{directory}/{CHECKPOINT_NAME}.json: tasks.{name} has no feature_dims "
-                                f"(predictors fitted by an older version on dynamics tokens); refit them "
-                                f"with `firework monitor fit`")
+            if tmeta.get("feature_version") != FEATURE_VERSION:
+                raise DataError(f"{directory}/{CHECKPOINT_NAME}.json: tasks.{name} has failure-classifier "
+                                f"feature_version {tmeta.get('feature_version')!r}, expected {FEATURE_VERSION} "
+                                f"(fitted by an older version on other inputs); refit with `firework monitor fit`")
             clf = FailureClassifier(tmeta["latent_dim"], tmeta["feature_dims"], failure_cfg.hidden_dim,
                                     failure_cfg.dropout)
             prefix = f"{name}.classifier."
@@ -145,7 +147,9 @@ def fit_predictors(model: WorldModel, episodes: Sequence[EpisodeData], newest: P
         ood.set_validation_scores(np.concatenate([ood.score(emb[id(ep)].future_z) for ep in val_eps]))
 
         def labelled(clf: FailureClassifier, eps):
-            feats = torch.cat([clf.features(emb[id(ep)].z, emb[id(ep)].future_z) for ep in eps])
+            window = mcfg.failure.motion_lookback + 1
+            feats = torch.cat([clf.features(padded_histories(emb[id(ep)].z, window), emb[id(ep)].future_z)
+                               for ep in eps])
             labels = np.concatenate([step_labels(ep.sources, ep.outcome, mcfg.failure.pre_intervention_steps)
                                      for ep in eps])
             return feats, labels

@@ -15,7 +15,7 @@ import torch
 
 from firework_common.robot_history import RobotHistories
 from firework_monitor.data import StepLabel
-from firework_monitor.failure import FlagVoter, predict_proba
+from firework_monitor.failure import FailureFilter, predict_proba
 from firework_monitor.predictors import ErrorPredictors
 from firework_monitor.world_model import WorldModel
 
@@ -52,14 +52,17 @@ class FleetMonitor:
         self.predictors = predictors
         self.cfg = world_model.cfg
         self.expected_frame_shape = (self.cfg.num_cameras, self.cfg.image_size, self.cfg.image_size, 3)
-        self._history = RobotHistories(self.cfg.history)
-        self._voters: dict[str, FlagVoter] = {}
+        # One latent history per robot, long enough for the dynamics (the last `history`) and for
+        # the failure classifier's observed-motion window (the last motion_lookback + 1).
+        self._failure_window = predictors.failure_cfg.motion_lookback + 1
+        self._history = RobotHistories(max(self.cfg.history, self._failure_window))
+        self._filters: dict[str, FailureFilter] = {}
         self._generator = torch.Generator().manual_seed(seed)
 
     def reset(self, robot_id: str) -> None:
         """Forget a robot's history (new episode)."""
         self._history.forget(robot_id)
-        self._voters.pop(robot_id, None)
+        self._filters.pop(robot_id, None)
 
     def check_input(self, item: RobotInput) -> str:
         """'' if usable, else a message naming the field and the expected value."""
@@ -91,18 +94,20 @@ class FleetMonitor:
         if valid_idx:
             frames = torch.from_numpy(np.stack([inputs[i].frames for i in valid_idx]))
             z = self.model.encode(frames)                                       # (K, D)
-            hist = torch.stack([torch.stack(self._history.push(inputs[i].robot_id, z[j])) for j, i in enumerate(valid_idx)])
-            future_z, _ = self.model.imagine(hist, generator=self._generator)
+            hist = torch.stack([torch.stack(self._history.push(inputs[i].robot_id, z[j]))
+                                for j, i in enumerate(valid_idx)])                 # (K, window, D)
+            future_z, _ = self.model.imagine(hist[:, -self.cfg.history:], generator=self._generator)
             last_z = future_z[:, :, -1]                                          # (K, N, D)
+            recent = hist[:, -self._failure_window:]
             for j, i in enumerate(valid_idx):
-                results[i] = self._assess(inputs[i], z[j:j + 1], last_z[j:j + 1])
+                results[i] = self._assess(inputs[i], recent[j:j + 1], last_z[j:j + 1])
         return results  # type: ignore[return-value]
 
-    def _assess(self, item: RobotInput, z, future_z) -> RiskEstimate:
+    def _assess(self, item: RobotInput, recent_z, future_z) -> RiskEstimate:
         tp = self.predictors.tasks[item.task]
-        proba = predict_proba(tp.classifier, z, future_z)[0]
-        voter = self._voters.setdefault(item.robot_id, FlagVoter(self.predictors.failure_cfg))
-        failure_flag = voter.update(proba)
+        proba = predict_proba(tp.classifier, recent_z, future_z)[0]
+        failure_filter = self._filters.setdefault(item.robot_id, FailureFilter(self.predictors.failure_cfg))
+        proba, failure_flag = failure_filter.update(proba)
         score = float(tp.ood.score(future_z)[0])
         percentile = tp.ood_percentile(self.predictors.threshold_cfg)
         threshold = tp.ood.threshold(percentile)
