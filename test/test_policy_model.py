@@ -259,15 +259,33 @@ def test_action_chunks_are_temporally_ensembled(trained):
     assert runner.act(x)[0, 0] == pytest.approx(0.5)
 
 
-def test_chunked_policy_learns_and_acts(tiny, goals):
-    """A chunked GMM policy's loss falls and act() still returns one (K, 7) action per robot."""
-    cfg = dataclasses.replace(tiny.model, action_chunk=4)
+@pytest.mark.parametrize("head", ["gmm", "deterministic"])
+def test_chunked_policy_learns_and_acts(tiny, goals, head):
+    """A chunked policy's loss falls (with either head) and act() still returns one (K, 7) action
+    per robot."""
+    cfg = dataclasses.replace(tiny.model, action_chunk=4, head=head)
     dataset = PolicyDataset(synthetic_episodes(6), TASKS, cfg.context, WeightingConfig(), 0, cfg.action_chunk)
     _, _, _, actions, _, chunk_mask = dataset.tensors(dataset.sample(16))
     assert actions.shape == (16, cfg.context, 4, 7) and chunk_mask.shape == (16, cfg.context, 4)
     model, losses = train_tiny_policy(cfg, goals, dataset, steps=80, augment=False)
-    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
+    if head == "gmm":      # negative log-likelihood: falls by nats
+        assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
+    else:                  # squared error in normalized units: falls to a fraction
+        assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
     out = PolicyRunner(LoadedPolicy(model, goals, {})).act(
         [("a", "Lift", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9)),
          ("b", "Door", np.zeros((2, 84, 84, 3), np.uint8), np.zeros(9))])
     assert out.shape == (2, 7) and np.all(np.abs(out) <= 1)
+
+
+def test_deterministic_head_ignores_chunk_rows_past_the_episode_end():
+    from firework_policy.model import ACTION_DIM, DeterministicHead
+
+    head = DeterministicHead(8, chunk=3)
+    h = torch.randn(2, 8)
+    target = head.act(h).detach().clone()
+    target[:, 2] += 5.0                                   # wrong only in the last row
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    per = head.nll(h, target, mask).detach()
+    assert per[0] == pytest.approx(0.0, abs=1e-6)          # the masked row does not count
+    assert per[1] == pytest.approx(25.0 * ACTION_DIM / 3)  # mean over the 3 real rows
