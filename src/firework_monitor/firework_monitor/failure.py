@@ -14,9 +14,9 @@ Why the observed history: operators take over after a stretch without progress (
 the object, pushing at the wrong spot). One frame and one imagined future say "in the grasp phase",
 not "stuck in it". Validation (classifier trained on the demos and two supervised rounds, tested on
 a third): mean failure AUROC 0.61 without the history, 0.71 with it, 0.74 with 5-tick smoothing
-and 16 instead of 32 components. Elapsed time
-would predict takeovers too (the imperfect policy sticks at similar steps) but is a shortcut that
-says nothing about a new task or policy, so it is not an input.
+and 16 instead of 32 components. Elapsed time would predict takeovers too (the imperfect policy
+sticks at similar steps) but is a shortcut that says nothing about a new task or policy, so it is
+not an input.
 
 Why not the dynamics' tokens: a task's states differ only slightly in the 128-d token (it is tuned
 for prediction, not for telling states apart); an MLP on [token_t, token_{t+L}] stayed near chance.
