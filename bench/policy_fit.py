@@ -8,6 +8,8 @@ the mean, or the most likely GMM component's mean) against the recorded action, 
 over the last `--episodes` episodes of the task in `--data`. On the training demos this separates
 "the model cannot fit the data" from "closed-loop errors compound": a translation R^2 near 0 on
 training frames means the former (the GMM head on 70-d chunks: Stack's y action R^2 -0.08).
+Each frame is scored as a one-frame window; for a policy with a longer context the R^2 is a lower
+bound.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def task_r2(policy, round_dir: Path, records: list[dict], task: str) -> dict[str
         frames = torch.from_numpy(np.stack([ep.images[c] for c in cams], axis=1))
         proprio = torch.from_numpy(ep.proprio())
         task_ids = torch.full((len(proprio),), policy.goals.index(task))
-        h = model.temporal(model.frame_tokens(frames, proprio, task_ids)[:, None])[:, -1]
-        predicted.append(model.denormalize_actions(model.head.act(h, False))[:, 0].numpy())
+        # Every frame on its own (a one-frame window), as the cpu preset (context 1) runs.
+        tokens = model.frame_tokens(frames, proprio, task_ids)[:, None]
+        predicted.append(model.act_from_tokens(tokens)[:, 0].numpy())
         recorded.append(ep.actions)
     e, p = np.concatenate(recorded), np.concatenate(predicted)
     r2 = 1 - ((e - p) ** 2).sum(0) / np.maximum(((e - e.mean(0)) ** 2).sum(0), 1e-9)

@@ -219,8 +219,7 @@ def test_predictors_fitted_on_other_inputs_are_refused(fitted, tmp_path):
     predictors.save(tmp_path)
     meta_path = tmp_path / "predictors.json"
     meta = json.loads(meta_path.read_text())
-    target = meta["config"] if "config" in meta else meta
-    for task_meta in target["tasks"].values():
+    for task_meta in meta["config"]["tasks"].values():
         task_meta.pop("feature_version")
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(DataError, match="feature_version None, expected"):
