@@ -55,6 +55,9 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
     p.add_argument("--weighting", choices=("sirius", "uniform"), default=None,
                    help="override config/policy.yaml weighting.mode (uniform: the unweighted baseline)")
+    p.add_argument("--human-share", type=float, default=None,
+                   help="override config/policy.yaml weighting.human_share (sirius mode: the share of "
+                        "the loss mass on intervention steps)")
     p.add_argument("--tasks", default=None, help="comma-separated subset of tasks (default: all in the data)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on cores shared with other jobs, more threads than free "
@@ -81,8 +84,14 @@ def cmd_train_policy(args) -> int:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     pcfg = load_policy_config(args.preset)
-    if args.weighting is not None:
-        pcfg = dataclasses.replace(pcfg, weighting=dataclasses.replace(pcfg.weighting, mode=args.weighting))
+    overrides = {"mode": args.weighting, "human_share": args.human_share}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        try:
+            weighting = dataclasses.replace(pcfg.weighting, **overrides)
+        except ValueError as exc:
+            raise UsageError(f"--human-share/--weighting: {exc}") from None
+        pcfg = dataclasses.replace(pcfg, weighting=weighting)
     init = _checkpoint_dir(args.init, "--init") if args.init is not None else None
     try:
         result = train_policy(require_round_dirs(args.data), out, pcfg, args.steps, init=init,
@@ -121,6 +130,13 @@ def register_policy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=cmd_policy_eval)
 
+    p = psub.add_parser("compare", help="paired comparison of two policies evaluated on the same seeds")
+    p.add_argument("--a", type=Path, nargs="+", required=True,
+                   help="eval round directories of policy A (`firework policy eval --out`)")
+    p.add_argument("--b", type=Path, nargs="+", required=True, help="eval round directories of policy B")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.set_defaults(func=cmd_policy_compare)
+
     p = psub.add_parser("bench", help="latency of one batched act() for K robots; model sizes")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--robots", default="1,4,8", help="comma-separated fleet sizes")
@@ -158,6 +174,22 @@ def cmd_policy_eval(args) -> int:
     lines.append(f"average success {summary['average_success']:.2f} over {summary['episodes']} episodes "
                  f"(seeds {seed}+) in {summary['wall_s']:.0f} s -> {out}")
     _emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_policy_compare(args) -> int:
+    from firework_policy.compare import compare_outcomes, load_outcomes
+
+    result = compare_outcomes(load_outcomes(require_round_dirs(args.a)), load_outcomes(require_round_dirs(args.b)))
+    result["a"], result["b"] = [str(p) for p in args.a], [str(p) for p in args.b]
+    lines = [f"{'task':<20}{'pairs':>6}{'A':>7}{'B':>7}{'A only':>8}{'B only':>8}{'p (A>B)':>9}{'p (2-sided)':>12}"]
+    for name, r in [*result["tasks"].items(), ("overall", result["overall"])]:
+        lines.append(f"{name:<20}{r['pairs']:>6}{r['rate_a']:>7.2f}{r['rate_b']:>7.2f}{r['a_only']:>8}"
+                     f"{r['b_only']:>8}{r['p_a_better']:>9.3f}{r['p_two_sided']:>12.3f}")
+    if result["unpaired_a"] or result["unpaired_b"]:
+        lines.append(f"left out: {result['unpaired_a']} episode(s) of A and {result['unpaired_b']} of B "
+                     f"without a partner (different seeds or episode counts)")
+    _emit(result, args.json, "\n".join(lines))
     return 0
 
 
