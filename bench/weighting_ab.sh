@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark (issue 5): does fine-tuning with intervention weighting (Sirius) beat fine-tuning on the
+# same episodes unweighted? One round of the fleet loop, then a paired comparison on the same seeds:
+#   1. a base policy from DEMOS_PER_TASK demonstrations per task (a subset of DEMOS, or recorded)
+#   2. round 1: the base policy deployed, the scripted operator taking over when it gets stuck
+#   3. fine-tune from the base on demos + round 1 twice: --weighting sirius and --weighting uniform
+#   4. evaluate both autonomously on the same seeds; `firework policy compare` (McNemar exact test)
+# Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
+# ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), EVAL_EPISODES per task (20),
+# EVAL_SEED (100000), WORKERS (2), OUT (runs/weighting_ab-<timestamp>). A finished stage is skipped
+# when the script is run again with the same OUT. The defaults take about 45 minutes on 2 cores.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+DEMOS_PER_TASK=${DEMOS_PER_TASK:-10}
+BASE_STEPS=${BASE_STEPS:-4000}
+ROUND_EPISODES=${ROUND_EPISODES:-20}
+ROUND_SEED=${ROUND_SEED:-130000}
+FT_STEPS=${FT_STEPS:-1500}
+EVAL_EPISODES=${EVAL_EPISODES:-20}
+EVAL_SEED=${EVAL_SEED:-100000}
+WORKERS=${WORKERS:-2}
+OUT=${OUT:-runs/weighting_ab-$(date +%Y%m%d-%H%M%S)}
+FW=.venv/bin/firework
+mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "1/4 base policy from $DEMOS_PER_TASK demonstrations per task ($BASE_STEPS steps)"
+# A stage's JSON summary appears only when it finished (a killed one reruns, and training resumes).
+finished() { [ -f "$OUT/$1.json" ]; }
+run_to() { local name=$1; shift; "$@" --json > "$OUT/$name.json.tmp" && mv "$OUT/$name.json.tmp" "$OUT/$name.json"; }
+if ! finished demos; then
+  rm -rf "$OUT/demos"
+  if [ -n "${DEMOS:-}" ]; then
+    .venv/bin/python bench/round_subset.py --data "$DEMOS" --per-task "$DEMOS_PER_TASK" --out "$OUT/demos"
+    echo "{\"subset_of\": \"$DEMOS\", \"per_task\": $DEMOS_PER_TASK}" > "$OUT/demos.json"
+  else
+    run_to demos $FW collect --policy operator --episodes "$DEMOS_PER_TASK" --workers "$WORKERS" --out "$OUT/demos"
+  fi
+fi
+finished base || run_to base $FW train policy --data "$OUT/demos" --steps "$BASE_STEPS" --out "$OUT/base"
+
+step "2/4 round 1: base policy deployed under supervision ($ROUND_EPISODES per task, seed $ROUND_SEED)"
+finished round_1 || { rm -rf "$OUT/round_1"; run_to round_1 $FW collect --policy learned --checkpoint "$OUT/base" \
+  --takeover-on-failure --episodes "$ROUND_EPISODES" --seed "$ROUND_SEED" --workers "$WORKERS" --out "$OUT/round_1"; }
+
+step "3/4 fine-tune on demos + round 1: sirius and uniform, side by side ($FT_STEPS steps each)"
+PIDS=()
+for W in sirius uniform; do
+  finished "ft_$W" || { run_to "ft_$W" $FW train policy --data "$OUT/demos" "$OUT/round_1" --init "$OUT/base" \
+    --weighting "$W" --steps "$FT_STEPS" --out "$OUT/ft_$W" & PIDS+=($!); }
+done
+for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
+
+step "4/4 evaluate both on seeds $EVAL_SEED+ ($EVAL_EPISODES per task) and compare them pairwise"
+for W in sirius uniform; do
+  finished "ft_${W}_eval" || { rm -rf "$OUT/ft_${W}_eval"; run_to "ft_${W}_eval" $FW policy eval \
+    --checkpoint "$OUT/ft_$W" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" --workers "$WORKERS" \
+    --out "$OUT/ft_${W}_eval"; }
+done
+$FW policy compare --a "$OUT/ft_sirius_eval" --b "$OUT/ft_uniform_eval"
+echo "A = sirius, B = uniform; everything is in $OUT"
