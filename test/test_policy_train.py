@@ -101,6 +101,13 @@ def test_finetune_from_the_last_round_adds_tasks_and_weights_interventions(round
     uniform = _json(capsys)
     assert uniform["label_shares"]["human"] == pytest.approx(uniform["label_counts"]["human"]
                                                              / sum(uniform["label_counts"].values()))
+    # The sweep knobs: another human share and another training seed, recorded in the checkpoint.
+    swept = tmp_path / "swept"
+    assert main(["train", "policy", "--data", str(rounds[0]), str(rounds[1]), "--init", str(base_checkpoint),
+                 "--out", str(swept), "--preset", "tiny", "--human-share", "0.25", "--seed", "3", "--json"]) == 0
+    assert _json(capsys)["label_shares"]["human"] == pytest.approx(0.25)
+    assert load_policy(swept).meta["train"]["seed"] == 3
+    assert load_policy(swept).meta["weighting"]["human_share"] == 0.25
 
 
 def test_cli_refuses_bad_arguments_in_one_line(rounds, base_checkpoint, tmp_path, capsys):
@@ -109,6 +116,10 @@ def test_cli_refuses_bad_arguments_in_one_line(rounds, base_checkpoint, tmp_path
     assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
                  "--init", str(tmp_path)]) == 2
     assert "no policy checkpoint there" in capsys.readouterr().err
+    assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
+                 "--human-share", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "human_share must be in [0, 1), got 1.5" in err
     assert main(["policy", "eval", "--checkpoint", str(base_checkpoint), "--tasks", "Stack",
                  "--episodes", "1", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err

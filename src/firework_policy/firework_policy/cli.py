@@ -58,6 +58,9 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--human-share", type=float, default=None,
                    help="override config/policy.yaml weighting.human_share (sirius mode: the share of "
                         "the loss mass on intervention steps)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="override the preset's training seed (initialization, sampling, augmentation): "
+                        "repeat a run with other seeds to see the spread due to training alone")
     p.add_argument("--tasks", default=None, help="comma-separated subset of tasks (default: all in the data)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on cores shared with other jobs, more threads than free "
@@ -92,6 +95,8 @@ def cmd_train_policy(args) -> int:
         except ValueError as exc:
             raise UsageError(f"--human-share/--weighting: {exc}") from None
         pcfg = dataclasses.replace(pcfg, weighting=weighting)
+    if args.seed is not None:
+        pcfg = dataclasses.replace(pcfg, train=dataclasses.replace(pcfg.train, seed=args.seed))
     init = _checkpoint_dir(args.init, "--init") if args.init is not None else None
     try:
         result = train_policy(require_round_dirs(args.data), out, pcfg, args.steps, init=init,
