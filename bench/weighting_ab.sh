@@ -3,12 +3,14 @@
 # same episodes unweighted? One round of the fleet loop, then a paired comparison on the same seeds:
 #   1. a base policy from DEMOS_PER_TASK demonstrations per task (a subset of DEMOS, or recorded)
 #   2. round 1: the base policy deployed, the scripted operator taking over when it gets stuck
-#   3. fine-tune from the base on demos + round 1 twice: --weighting sirius and --weighting uniform
+#   3. fine-tune from the base on demos + round 1 twice: --weighting sirius and --weighting uniform,
+#      once per training seed
 #   4. evaluate both autonomously on the same seeds; `firework policy compare` (McNemar exact test)
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
-# ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), EVAL_EPISODES per task (20),
-# EVAL_SEED (100000), WORKERS (2), OUT (runs/weighting_ab-<timestamp>). A finished stage is skipped
-# when the script is run again with the same OUT. The defaults take about 45 minutes on 2 cores.
+# ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
+# fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
+# (runs/weighting_ab-<timestamp>). A finished stage is skipped when the script is run again with the
+# same OUT. The defaults take about 1 h 40 min on 2 cores (each training seed ~15 min).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -17,6 +19,7 @@ BASE_STEPS=${BASE_STEPS:-4000}
 ROUND_EPISODES=${ROUND_EPISODES:-20}
 ROUND_SEED=${ROUND_SEED:-130000}
 FT_STEPS=${FT_STEPS:-1500}
+FT_SEEDS=${FT_SEEDS:-0 1 2}
 EVAL_EPISODES=${EVAL_EPISODES:-20}
 EVAL_SEED=${EVAL_SEED:-100000}
 WORKERS=${WORKERS:-2}
@@ -44,19 +47,24 @@ step "2/4 round 1: base policy deployed under supervision ($ROUND_EPISODES per t
 finished round_1 || { rm -rf "$OUT/round_1"; run_to round_1 $FW collect --policy learned --checkpoint "$OUT/base" \
   --takeover-on-failure --episodes "$ROUND_EPISODES" --seed "$ROUND_SEED" --workers "$WORKERS" --out "$OUT/round_1"; }
 
-step "3/4 fine-tune on demos + round 1: sirius and uniform, side by side ($FT_STEPS steps each)"
-PIDS=()
-for W in sirius uniform; do
-  finished "ft_$W" || { run_to "ft_$W" $FW train policy --data "$OUT/demos" "$OUT/round_1" --init "$OUT/base" \
-    --weighting "$W" --steps "$FT_STEPS" --out "$OUT/ft_$W" & PIDS+=($!); }
-done
-for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
+# Fine-tuning runs differ by several points of success with the training seed alone, so every
+# seed in FT_SEEDS gives one sirius/uniform pair, and each pair is compared on the same episodes.
+for S in $FT_SEEDS; do
+  step "3/4 fine-tune on demos + round 1, training seed $S: sirius and uniform side by side ($FT_STEPS steps each)"
+  PIDS=()
+  for W in sirius uniform; do
+    finished "ft_${W}_s$S" || { run_to "ft_${W}_s$S" $FW train policy --data "$OUT/demos" "$OUT/round_1" \
+      --init "$OUT/base" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S" & PIDS+=($!); }
+  done
+  for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
 
-step "4/4 evaluate both on seeds $EVAL_SEED+ ($EVAL_EPISODES per task) and compare them pairwise"
-for W in sirius uniform; do
-  finished "ft_${W}_eval" || { rm -rf "$OUT/ft_${W}_eval"; run_to "ft_${W}_eval" $FW policy eval \
-    --checkpoint "$OUT/ft_$W" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" --workers "$WORKERS" \
-    --out "$OUT/ft_${W}_eval"; }
+  step "4/4 training seed $S: evaluate both on seeds $EVAL_SEED+ ($EVAL_EPISODES per task), compare pairwise"
+  for W in sirius uniform; do
+    finished "ft_${W}_s${S}_eval" || { rm -rf "$OUT/ft_${W}_s${S}_eval"; run_to "ft_${W}_s${S}_eval" \
+      $FW policy eval --checkpoint "$OUT/ft_${W}_s$S" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" \
+      --workers "$WORKERS" --out "$OUT/ft_${W}_s${S}_eval"; }
+  done
+  $FW policy compare --a "$OUT/ft_sirius_s${S}_eval" --b "$OUT/ft_uniform_s${S}_eval"
+  echo "A = sirius, B = uniform (training seed $S)"
 done
-$FW policy compare --a "$OUT/ft_sirius_eval" --b "$OUT/ft_uniform_eval"
-echo "A = sirius, B = uniform; everything is in $OUT"
+echo "everything is in $OUT"
