@@ -120,6 +120,9 @@ def test_cli_refuses_bad_arguments_in_one_line(rounds, base_checkpoint, tmp_path
                  "--human-share", "1.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "human_share must be in [0, 1), got 1.5" in err
+    assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
+                 "--weighting", "uniform", "--human-share", "0.3"]) == 2
+    assert "--human-share applies to sirius weighting" in capsys.readouterr().err
     assert main(["policy", "eval", "--checkpoint", str(base_checkpoint), "--tasks", "Stack",
                  "--episodes", "1", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err

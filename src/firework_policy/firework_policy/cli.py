@@ -92,8 +92,11 @@ def cmd_train_policy(args) -> int:
     if overrides:
         try:
             weighting = dataclasses.replace(pcfg.weighting, **overrides)
-        except ValueError as exc:
-            raise UsageError(f"--human-share/--weighting: {exc}") from None
+        except ValueError as exc:   # argparse already checked --weighting, so it is the share
+            raise UsageError(f"--human-share: {exc}") from None
+        if args.human_share is not None and weighting.mode != "sirius":
+            raise UsageError(f"--human-share applies to sirius weighting; weighting is {weighting.mode!r} "
+                             f"(uniform weighs every step the same)")
         pcfg = dataclasses.replace(pcfg, weighting=weighting)
     if args.seed is not None:
         pcfg = dataclasses.replace(pcfg, train=dataclasses.replace(pcfg.train, seed=args.seed))
