@@ -9,13 +9,12 @@ base policy (few demonstrations) without recording new demonstrations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from firework_common.manifest import EPISODES_DIR, MANIFEST_FORMAT, MANIFEST_NAME, load_manifest
+from firework_common.manifest import EPISODES_DIR, RoundManifest, load_manifest
 
 
 def main() -> int:
@@ -37,7 +36,9 @@ def main() -> int:
     chosen = [rec for task in sorted(by_task) for rec in by_task[task][:args.per_task]]
     args.out.mkdir(parents=True)
     os.symlink(os.path.relpath(args.data.resolve() / EPISODES_DIR, args.out.resolve()), args.out / EPISODES_DIR)
-    (args.out / MANIFEST_NAME).write_text(json.dumps({"format": MANIFEST_FORMAT, "episodes": chosen}, indent=1))
+    subset = RoundManifest(args.out)
+    subset.episodes = chosen
+    subset.save()
     print(f"{args.out}: {len(chosen)} episodes ({args.per_task} per task of {', '.join(sorted(by_task))})")
     return 0
 
