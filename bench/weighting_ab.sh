@@ -6,6 +6,7 @@
 #   3. fine-tune from the base on demos + round 1 twice: --weighting sirius and --weighting uniform,
 #      once per training seed
 #   4. evaluate both autonomously on the same seeds; `firework policy compare` (McNemar exact test)
+#      per training seed, then pooled over the training seeds (`--repeats`)
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
 # fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
@@ -67,4 +68,9 @@ for S in $FT_SEEDS; do
   $FW policy compare --a "$OUT/ft_sirius_s${S}_eval" --b "$OUT/ft_uniform_s${S}_eval"
   echo "A = sirius, B = uniform (training seed $S)"
 done
-echo "everything is in $OUT"
+step "all training seeds ($FT_SEEDS) pooled: each sirius/uniform pair on its own episodes, one test"
+A=(); B=()
+for S in $FT_SEEDS; do A+=("$OUT/ft_sirius_s${S}_eval"); B+=("$OUT/ft_uniform_s${S}_eval"); done
+$FW policy compare --repeats --a "${A[@]}" --b "${B[@]}"
+$FW policy compare --repeats --a "${A[@]}" --b "${B[@]}" --json > "$OUT/compare_pooled.json"
+echo "A = sirius, B = uniform; everything is in $OUT"

@@ -78,3 +78,25 @@ def test_cli_prints_the_paired_table_and_names_a_missing_directory(tmp_path):
     proc = subprocess.run([*FIREWORK, "policy", "compare", "--a", str(a), "--b", str(tmp_path / "nope")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_repeats_pair_the_kth_evaluations_and_pool_them(tmp_path):
+    # Two training seeds of A and B, each evaluated on the same 10 Nut seeds.
+    a = [write_eval(tmp_path / f"a{k}", {("Nut", s): s < 6 for s in range(10)}) for k in range(2)]
+    b = [write_eval(tmp_path / "b0", {("Nut", s): s < 3 for s in range(10)}),
+         write_eval(tmp_path / "b1", {("Nut", s): 1 <= s < 7 for s in range(10)})]
+    with pytest.raises(DataError, match="appears twice"):   # without --repeats the seeds collide
+        load_outcomes(a)
+    proc = subprocess.run([*FIREWORK, "policy", "compare", "--repeats", "--a", *map(str, a),
+                           "--b", *map(str, b), "--json"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [(r["a_only"], r["b_only"]) for r in result["repeats"].values()] == [(3, 0), (1, 1)]
+    overall = result["overall"]
+    assert (overall["pairs"], overall["success_a"], overall["success_b"]) == (20, 12, 9)
+    assert (overall["a_only"], overall["b_only"]) == (4, 1)
+    assert overall["p_a_better"] == pytest.approx(binomial_one_sided_p(4, 1))
+
+    proc = subprocess.run([*FIREWORK, "policy", "compare", "--repeats", "--a", *map(str, a),
+                           "--b", str(b[0])], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--repeats" in proc.stderr and "Traceback" not in proc.stderr

@@ -142,6 +142,10 @@ def register_policy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--a", type=Path, nargs="+", required=True,
                    help="eval round directories of policy A (`firework policy eval --out`)")
     p.add_argument("--b", type=Path, nargs="+", required=True, help="eval round directories of policy B")
+    p.add_argument("--repeats", action="store_true",
+                   help="the k-th directory of --a is a repeat of the comparison with the k-th of --b "
+                        "(e.g. both retrained with another seed, evaluated on the same seeds): pairs "
+                        "episodes within each repeat and pools the repeats into one test")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=cmd_policy_compare)
 
@@ -186,12 +190,22 @@ def cmd_policy_eval(args) -> int:
 
 
 def cmd_policy_compare(args) -> int:
-    from firework_policy.compare import compare_outcomes, load_outcomes
+    from firework_policy.compare import compare_outcomes, load_outcomes, load_repeated_outcomes
 
-    result = compare_outcomes(load_outcomes(require_round_dirs(args.a)), load_outcomes(require_round_dirs(args.b)))
+    a_dirs, b_dirs = require_round_dirs(args.a), require_round_dirs(args.b)
+    if args.repeats:
+        if len(a_dirs) != len(b_dirs):
+            raise UsageError(f"--repeats pairs the k-th --a with the k-th --b; got {len(a_dirs)} --a and "
+                             f"{len(b_dirs)} --b directories")
+        result = compare_outcomes(*load_repeated_outcomes(a_dirs, b_dirs))
+    else:
+        result = compare_outcomes(load_outcomes(a_dirs), load_outcomes(b_dirs))
     result["a"], result["b"] = [str(p) for p in args.a], [str(p) for p in args.b]
     lines = [f"{'task':<20}{'pairs':>6}{'A':>7}{'B':>7}{'A only':>8}{'B only':>8}{'p (A>B)':>9}{'p (2-sided)':>12}"]
-    for name, r in [*result["tasks"].items(), ("overall", result["overall"])]:
+    rows = [*result["tasks"].items(),
+            *((f"repeat {k} ({args.a[k].name})", r) for k, r in result.get("repeats", {}).items()),
+            ("overall", result["overall"])]
+    for name, r in rows:
         lines.append(f"{name:<20}{r['pairs']:>6}{r['rate_a']:>7.2f}{r['rate_b']:>7.2f}{r['a_only']:>8}"
                      f"{r['b_only']:>8}{r['p_a_better']:>9.3f}{r['p_two_sided']:>12.3f}")
     if result["unpaired_a"] or result["unpaired_b"]:

@@ -6,6 +6,11 @@ variance: only the discordant pairs (one policy succeeds where the other fails) 
 under "no difference" each of them is a fair coin (McNemar's exact test). With 100 episodes a gap of
 0.05 in average success is well inside the noise of two independent estimates, but can be decided
 by the discordant pairs when they mostly go one way.
+
+Repeats of one comparison (both policies trained again with another training seed, evaluated on
+the same seeds) pool with `load_repeated_outcomes`: A's k-th evaluation is paired with B's k-th,
+episodes keyed (task, seed, k). Training runs are independent, so under "no difference" the sign
+of every discordant pair is still a fair coin, and the pooled test sees the spread due to training.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 from firework_common.errors import DataError
 from firework_common.manifest import load_manifest
 
-Outcomes = dict[tuple[str, int], bool]
+Outcomes = dict[tuple, bool]   # (task, seed) or (task, seed, repeat) -> success
 
 
 def load_outcomes(eval_dirs: Sequence[Path]) -> Outcomes:
@@ -36,6 +41,19 @@ def load_outcomes(eval_dirs: Sequence[Path]) -> Outcomes:
     if not outcomes:
         raise DataError(f"no episodes in {', '.join(map(str, eval_dirs))}")
     return outcomes
+
+
+def load_repeated_outcomes(a_dirs: Sequence[Path], b_dirs: Sequence[Path]) -> tuple[Outcomes, Outcomes]:
+    """A's k-th eval directory paired with B's k-th (repeat k), keyed (task, seed, k)."""
+    if len(a_dirs) != len(b_dirs):
+        raise DataError(f"paired repeats need as many evaluations of A as of B; got {len(a_dirs)} "
+                        f"and {len(b_dirs)}")
+    a: Outcomes = {}
+    b: Outcomes = {}
+    for k, (a_dir, b_dir) in enumerate(zip(a_dirs, b_dirs)):
+        a.update({(*key, k): ok for key, ok in load_outcomes([a_dir]).items()})
+        b.update({(*key, k): ok for key, ok in load_outcomes([b_dir]).items()})
+    return a, b
 
 
 def binomial_two_sided_p(wins: int, losses: int) -> float:
@@ -90,14 +108,18 @@ def paired(a: Outcomes, b: Outcomes, keys: Iterable[tuple[str, int]]) -> PairedR
 
 
 def compare_outcomes(a: Outcomes, b: Outcomes) -> dict:
-    """Per task and overall paired results over the (task, seed) episodes both policies ran."""
+    """Per task, per repeat (keys with one) and overall paired results over the episodes both ran."""
     common = sorted(set(a) & set(b))
     if not common:
         raise DataError("the two evaluations share no (task, seed) episode; evaluate both with the same "
                         "--seed and --episodes")
-    tasks = sorted({task for task, _ in common})
-    return {
+    tasks = sorted({key[0] for key in common})
+    result = {
         "tasks": {t: paired(a, b, [k for k in common if k[0] == t]).to_dict() for t in tasks},
         "overall": paired(a, b, common).to_dict(),
         "unpaired_a": len(set(a) - set(b)), "unpaired_b": len(set(b) - set(a)),
     }
+    repeats = sorted({key[2] for key in common if len(key) > 2})
+    if repeats:
+        result["repeats"] = {r: paired(a, b, [k for k in common if k[2] == r]).to_dict() for r in repeats}
+    return result
