@@ -44,6 +44,7 @@ def test_collect_with_two_workers_writes_readable_bags_and_a_summary(tmp_path):
     for t in summary["tasks"].values():
         assert 0.0 <= t["success_rate"] <= 1.0 and t["steps_per_s_per_worker"] > 0
         assert 0.0 < t["human_step_ratio"] < 1.0  # the policy acted first, then the operator
+        assert t["takeovers"] == 1                 # a fixed-step takeover is never handed back
     records = load_manifest(out)
     assert sorted(r["task"] for r in records) == ["Door", "Lift"]
     for r in records:

@@ -71,7 +71,10 @@ class _Idle:
     """A policy that does nothing: the supervisor must notice the stall and take over."""
 
     def reset(self, env):
-        pass
+        self.resumed = 0
+
+    def resume(self, env):
+        self.resumed += 1
 
     def act(self, env):
         return np.zeros(7)
@@ -83,12 +86,26 @@ def test_supervisor_takes_over_a_stalled_robot_and_the_operator_finishes(robots,
     from firework_sim.supervisor import FailureWatcher
 
     cfg = operator_config.supervisor
-    watcher = FailureWatcher(cfg)
-    res = run_episode(robots["Lift"], _Idle(), 5, operator=make_expert("Lift", operator_config),
-                      watcher=watcher)
-    assert watcher.reason == "stall"
+    watcher, idle, sources = FailureWatcher(cfg), _Idle(), []
+    res = run_episode(robots["Lift"], idle, 5, operator=make_expert("Lift", operator_config),
+                      watcher=watcher, sink=lambda record: sources.append(record.source))
+    assert watcher.reasons[0] == "stall"
     assert cfg.grace_steps <= res.takeover_step <= cfg.stall_steps + 1
     assert res.success
+    # The human hands back once past the trouble, the idle robot stalls again and is taken over
+    # again; the human finishes the task in the last takeover.
+    assert 2 <= len(res.takeover_steps) <= cfg.max_takeovers
+    assert len(res.hand_back_steps) == len(res.takeover_steps) - 1
+    assert idle.resumed == len(res.hand_back_steps)
+    for took, gave in zip(res.takeover_steps, res.hand_back_steps):
+        assert gave - took >= cfg.hand_back_min_steps
+    for gave, took in zip(res.hand_back_steps, res.takeover_steps[1:]):
+        assert gave + cfg.stall_steps <= took <= gave + cfg.stall_steps + 1
+    # What is recorded (c_t per step) switches exactly there.
+    human = np.array(sources) == ControlSource.HUMAN
+    assert list(np.flatnonzero(human[1:] & ~human[:-1]) + 1) == res.takeover_steps
+    assert list(np.flatnonzero(~human[1:] & human[:-1]) + 1) == res.hand_back_steps
+    assert human.sum() == res.human_steps
 
 
 @pytest.mark.parametrize("task", [t.name for t in TASKS])
@@ -165,3 +182,65 @@ def test_supervisor_regression_fires_when_progress_stays_down(monkeypatch, opera
     # A brief dip (releasing an object onto its goal) is not a regression.
     dip = rising + [dropped] * (cfg.regression_steps - 1) + [rising[-1]] * 3
     assert _watch(monkeypatch, cfg, dip) == (None, None)
+
+
+def _supervise(monkeypatch, cfg, progress, max_steps=1000):
+    """Drive a FailureWatcher as run_episode does over a progress sequence (still scene): ->
+    the steps of every takeover and hand-back."""
+    import firework_sim.supervisor as sup
+
+    watcher, robot = sup.FailureWatcher(cfg), _Clock(max_steps)
+    monkeypatch.setattr(sup, "task_progress", lambda clock: progress[clock.steps])
+    monkeypatch.setattr(sup, "scene_positions", lambda _robot: STILL)
+    human, took, gave = False, [], []
+    for step in range(len(progress)):
+        robot.steps = step
+        if not human and watcher.should_take_over(robot):
+            human = True
+            took.append(step)
+        elif human and watcher.should_hand_back(robot):
+            human = False
+            gave.append(step)
+    return took, gave, watcher
+
+
+def test_human_hands_back_after_min_steps_once_past_the_robots_best(monkeypatch, operator_config):
+    import dataclasses
+
+    cfg = operator_config.supervisor
+    assert cfg.grace_steps <= cfg.stall_steps
+    stalled = [0.3] * (cfg.stall_steps + 1)                         # takeover at the last of these
+    human = [0.3 + cfg.hand_back_progress + 0.01] * (cfg.hand_back_min_steps + 5)
+    took, gave, watcher = _supervise(monkeypatch, cfg, stalled + human)
+    assert took == [len(stalled) - 1] and watcher.reasons == ["stall"]
+    assert gave == [took[0] + cfg.hand_back_min_steps]               # progress made at once, held
+    assert watcher.reason is None
+
+    # Progress that never gets past the robot's best: the human keeps control.
+    took, gave, _ = _supervise(monkeypatch, cfg, stalled + [0.31] * (cfg.hand_back_min_steps + 5))
+    assert len(took) == 1 and gave == []
+    # One takeover per episode (max_takeovers 1): never handed back.
+    one = dataclasses.replace(cfg, max_takeovers=1)
+    took, gave, _ = _supervise(monkeypatch, one, stalled + human)
+    assert len(took) == 1 and gave == []
+
+
+def test_deadline_takeover_is_never_handed_back(monkeypatch, operator_config):
+    cfg = operator_config.supervisor
+    max_steps = 100
+    deadline = int(np.ceil(cfg.deadline_fraction * max_steps))
+    rising = [0.01 * i for i in range(deadline + 1)]            # slow but steady: no stall
+    took, gave, watcher = _supervise(monkeypatch, cfg, rising + [0.9] * 40, max_steps=max_steps)
+    assert watcher.reasons == ["deadline"] and took == [deadline] and gave == []
+    # A stall takeover still running at the deadline is not handed back either.
+    stalled = [0.3] * (deadline + 1)                      # the human gets past it only then
+    took, gave, watcher = _supervise(monkeypatch, cfg, stalled + [0.9] * 40, max_steps=max_steps)
+    assert watcher.reasons == ["stall"] and took == [cfg.stall_steps] and gave == []
+
+
+def test_hand_back_config_is_validated():
+    from firework_sim.config import SupervisorConfig
+
+    for field, value in (("max_takeovers", 0), ("hand_back_min_steps", 0), ("hand_back_progress", 0.0)):
+        with pytest.raises(ValueError, match=field):
+            SupervisorConfig(**{field: value})

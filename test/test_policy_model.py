@@ -257,6 +257,10 @@ def test_action_chunks_are_temporally_ensembled(trained):
     assert outs[3] == pytest.approx((0.4 * w[0] + 0.31 * w[1] + 0.22 * w[2]) / w.sum())
     runner.reset("r")                                   # a new episode forgets pending chunks
     assert runner.act(x)[0, 0] == pytest.approx(0.5)
+    runner.act(x)
+    runner.resume("r")                                  # so does control coming back from a human
+    assert runner.act(x)[0, 0] == pytest.approx(0.7)
+    assert len(runner._history.snapshot()["r"]) == policy.cfg.context
 
 
 @pytest.mark.parametrize("head", ["gmm", "deterministic"])

@@ -114,10 +114,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _print_collect_summary(summary: dict) -> None:
-    print(f"{'task':<20}{'episodes':>9}{'success':>9}{'mean len':>10}{'human %':>9}{'steps/s/worker':>16}")
+    print(f"{'task':<20}{'episodes':>9}{'success':>9}{'mean len':>10}{'human %':>9}{'takeovers':>10}"
+          f"{'steps/s/worker':>16}")
     for name, t in summary["tasks"].items():
         print(f"{name:<20}{t['episodes']:>9}{t['success_rate']:>9.2f}{t['mean_length']:>10.1f}"
-              f"{100 * t['human_step_ratio']:>9.1f}{t['steps_per_s_per_worker']:>16.1f}")
+              f"{100 * t['human_step_ratio']:>9.1f}{t['takeovers']:>10}{t['steps_per_s_per_worker']:>16.1f}")
     print(f"{summary['episodes']} episodes, {summary['total_steps']} steps in {summary['wall_s']:.1f} s "
           f"({summary['steps_per_s']:.1f} steps/s with {summary['workers']} worker(s)) -> {summary['out']}")
 

@@ -10,7 +10,7 @@ size, layout or dtype, NaN proprioception, a task the checkpoint was not trained
 PolicyInputError naming the robot, the field and the expected value: no robot ever gets a silently
 wrong action.
 
-`LearnedActor` adapts the runner to firework_sim's Actor protocol (reset(env) / act(env)), so
+`LearnedActor` adapts the runner to firework_sim's Actor protocol (reset / resume / act(env)), so
 `firework_sim.episode.run_episode` and `firework collect`'s workers can run the learned policy.
 """
 from __future__ import annotations
@@ -72,6 +72,11 @@ class PolicyRunner:
         self._task.pop(robot_id, None)
         if seed is not None:
             self._generators[robot_id] = torch.Generator().manual_seed(int(seed))
+
+    def resume(self, robot_id: str) -> None:
+        """Someone else (a human) drove the robot since its last tick: forget its frame history and
+        pending action chunks, which describe states it is no longer in; keep its task and sampler."""
+        self._forget(robot_id)
 
     def _forget(self, robot_id: str) -> None:
         self._history.forget(robot_id)
@@ -167,6 +172,9 @@ class LearnedActor:
         # episode whichever worker runs it.
         state = np.asarray(env.raw.sim.data.qpos, dtype=np.float64).tobytes() if hasattr(env, "raw") else b""
         self.runner.reset(self.robot_id, seed=zlib.crc32(state))
+
+    def resume(self, env: Any) -> None:
+        self.runner.resume(self.robot_id)
 
     def act(self, env: Any) -> np.ndarray:
         obs = observation_of(env)

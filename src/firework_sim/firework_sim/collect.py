@@ -145,7 +145,8 @@ def run_job(job: CollectJob) -> dict[str, Any]:
                              takeover_after=takeover_after, watcher=watcher,
                              sink=lambda r: bag.write_step(r.step, r.observation, r.action, r.source))
         summary = {"human_steps": result.human_steps, "takeover_step": result.takeover_step,
-                   "takeover_reason": watcher.reason if watcher is not None else None}
+                   "takeover_steps": result.takeover_steps, "hand_back_steps": result.hand_back_steps,
+                   "takeover_reasons": watcher.reasons if watcher is not None else []}
         final = bag.finish(result.outcome, summary)
     return {**info.extra, "task": task.name, "seed": job.seed, "robot_namespace": info.robot_namespace,
             "bag": str(Path(EPISODES_DIR) / final.name), "outcome": result.outcome.value,
@@ -188,8 +189,9 @@ def summarize(records: list[dict[str, Any]], wall_s: float, workers: int) -> dic
     per_task: dict[str, Any] = {}
     for r in records:
         t = per_task.setdefault(r["task"], {"episodes": 0, "successes": 0, "steps": 0, "human_steps": 0,
-                                            "env_wall_s": 0.0})
+                                            "takeovers": 0, "env_wall_s": 0.0})
         t["episodes"] += 1
+        t["takeovers"] += len(r.get("takeover_steps", []))
         t["successes"] += r["outcome"] == EpisodeOutcome.SUCCESS.value
         t["steps"] += r["steps"]
         t["human_steps"] += r["human_steps"]

@@ -128,6 +128,12 @@ class SupervisorConfig:
         object_motion_m: a task object (any of its bodies) moving this far since the last progress
             also counts (carrying an object or swinging the door, which the shaped reward only sees
             near the goal).
+        max_takeovers: takeovers per episode; the human who takes over for the last time finishes
+            the episode (1: every takeover lasts to the end of the episode).
+        hand_back_min_steps: a human who took over keeps control at least this many steps...
+        hand_back_progress: ...and gives it back once the task's progress is this far above the
+            best the robot had reached before the takeover (the trouble is behind it). A deadline
+            takeover is never handed back: there is no time left for the robot to try again.
     """
 
     grace_steps: int = 10
@@ -138,6 +144,17 @@ class SupervisorConfig:
     deadline_fraction: float = 0.6
     approach_m: float = 0.02
     object_motion_m: float = 0.02
+    max_takeovers: int = 3
+    hand_back_min_steps: int = 20
+    hand_back_progress: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.max_takeovers < 1:
+            raise ValueError(f"supervisor.max_takeovers must be >= 1, got {self.max_takeovers}")
+        if self.hand_back_min_steps < 1:
+            raise ValueError(f"supervisor.hand_back_min_steps must be >= 1, got {self.hand_back_min_steps}")
+        if self.hand_back_progress <= 0:
+            raise ValueError(f"supervisor.hand_back_progress must be > 0, got {self.hand_back_progress}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ from firework_sim.supervisor import FailureWatcher
 
 
 class Actor(Protocol):
-    def reset(self, env: SimRobot) -> None: ...
+    def reset(self, env: SimRobot) -> None:
+        """A new episode starts (or, for the operator, a takeover)."""
+
+    def resume(self, env: SimRobot) -> None:
+        """Control comes back mid-episode after someone else acted: forget what assumed this actor
+        had acted on the last steps (pending action chunks, controller memory)."""
 
     def act(self, env: SimRobot) -> np.ndarray: ...
 
@@ -39,11 +44,17 @@ class EpisodeResult:
     outcome: EpisodeOutcome
     steps: int
     human_steps: int
-    takeover_step: int | None
+    takeover_steps: list[int]      # every robot -> human switch
+    hand_back_steps: list[int]     # every human -> robot switch
 
     @property
     def success(self) -> bool:
         return self.outcome is EpisodeOutcome.SUCCESS
+
+    @property
+    def takeover_step(self) -> int | None:
+        """The first takeover, or None."""
+        return self.takeover_steps[0] if self.takeover_steps else None
 
 
 def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
@@ -52,8 +63,9 @@ def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
                 watcher: FailureWatcher | None = None,
                 sink: Callable[[StepRecord], None] | None = None) -> EpisodeResult:
     """Run `policy` from a reset with `seed`. `operator` takes over for the rest of the episode
-    after `takeover_after` steps, or when `watcher` (the supervising human) sees the robot going
-    wrong. The episode ends on held success or when the step budget is spent."""
+    after `takeover_after` steps; or, supervising as `watcher`, whenever it sees the robot going
+    wrong, handing control back when the trouble is behind it (FailureWatcher.should_hand_back).
+    The episode ends on held success or when the step budget is spent."""
     if (takeover_after is not None or watcher is not None) and operator is None:
         raise ValueError("takeover_after and watcher need an operator")
     obs = robot.reset(seed)
@@ -61,14 +73,21 @@ def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
     if watcher is not None:
         watcher.reset()
     actor, source = policy, policy_source
-    takeover_step = None
+    takeover_steps: list[int] = []
+    hand_back_steps: list[int] = []
+    human_in_control = False
     human_steps = 0
     while not robot.succeeded and not robot.out_of_steps:
-        if takeover_step is None and operator is not None and (
-                (takeover_after is not None and robot.steps >= takeover_after)
+        if operator is not None and not human_in_control and (
+                (takeover_after is not None and not takeover_steps and robot.steps >= takeover_after)
                 or (watcher is not None and watcher.should_take_over(robot))):
             operator.reset(robot)
-            actor, source, takeover_step = operator, ControlSource.HUMAN, robot.steps
+            actor, source, human_in_control = operator, ControlSource.HUMAN, True
+            takeover_steps.append(robot.steps)
+        elif human_in_control and watcher is not None and watcher.should_hand_back(robot):
+            policy.resume(robot)
+            actor, source, human_in_control = policy, policy_source, False
+            hand_back_steps.append(robot.steps)
         action = actor.act(robot)
         record = StepRecord(robot.steps, obs, np.asarray(action, dtype=np.float64), source)
         obs = robot.step(action)
@@ -76,4 +95,5 @@ def run_episode(robot: SimRobot, policy: Actor, seed: int, *,
         if sink is not None:
             sink(record)
     outcome = EpisodeOutcome.SUCCESS if robot.succeeded else EpisodeOutcome.FAILURE
-    return EpisodeResult(robot.task.name, seed, outcome, robot.steps, human_steps, takeover_step)
+    return EpisodeResult(robot.task.name, seed, outcome, robot.steps, human_steps, takeover_steps,
+                         hand_back_steps)

@@ -30,6 +30,13 @@ class ImperfectOperator:
         self._last_action = None
         self._slip_left = 0
 
+    def resume(self, env: SimRobot) -> None:
+        """Control is back after a human acted: fresh noise and memory, the same misperception."""
+        self.expert.resume(env)
+        self._noise = np.zeros(6)
+        self._last_action = None
+        self._slip_left = 0
+
     def act(self, env: SimRobot) -> np.ndarray:
         action = np.array(self.expert.act(env), dtype=np.float64)
         if self._last_action is not None and self.rng.random() < self.cfg.stale_action_prob:

@@ -11,6 +11,11 @@ more than ~10 cm from an object and while an object is carried (PickPlaceCan's h
 over the bin), so a competent robot reaching for the can was taken over. What also counts as
 progress: the gripper getting closer to a task object than ever before, and a task object moving.
 The stall window equals the failure label length M (monitor.yaml), so the label is the stall itself.
+
+A human who took over gives control back once the trouble is behind the robot: after at least
+`hand_back_min_steps`, when progress is `hand_back_progress` above the best the robot had reached.
+The robot's stall clock then starts afresh. The `max_takeovers`-th takeover of an episode, any
+deadline takeover and any takeover still running at the deadline last to the end of the episode.
 """
 from __future__ import annotations
 
@@ -48,7 +53,9 @@ class FailureWatcher:
     def reset(self) -> None:
         self.best, self.best_step = 0.0, 0
         self.regressed_steps = 0                  # consecutive steps below best - regression
-        self.reason: str | None = None
+        self.reason: str | None = None            # why the human has control (None: the robot has)
+        self.reasons: list[str] = []              # every takeover of this episode, in order
+        self.takeover_at = 0                      # step of the latest takeover
         self.closest = np.inf                     # closest the gripper has come to a task object
         self.objects_at: np.ndarray | None = None  # object body positions at the last progress
 
@@ -86,4 +93,25 @@ class FailureWatcher:
             self.reason = "stall"
         elif step >= self.cfg.deadline_fraction * robot.max_steps:
             self.reason = "deadline"
-        return self.reason is not None
+        if self.reason is None:
+            return False
+        self.reasons.append(self.reason)
+        self.takeover_at = step
+        return True
+
+    def should_hand_back(self, robot: SimRobot) -> bool:
+        """Call once per step while the human has control, before acting: True when the human gives
+        control back to the robot now (its stall clock and best progress restart from here)."""
+        if (self.reason is None or self.reason == "deadline"
+                or len(self.reasons) >= self.cfg.max_takeovers
+                or robot.steps - self.takeover_at < self.cfg.hand_back_min_steps
+                or robot.steps >= self.cfg.deadline_fraction * robot.max_steps):
+            return False   # past the deadline, the human finishes what it took over
+        progress = task_progress(robot)
+        if progress < self.best + self.cfg.hand_back_progress:
+            return False
+        self.best, self.best_step = progress, robot.steps
+        self.regressed_steps = 0
+        self.closest, self.objects_at = np.inf, None   # measured afresh from where the human left it
+        self.reason = None
+        return True

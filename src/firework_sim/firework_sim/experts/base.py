@@ -36,6 +36,10 @@ class ScriptedExpert(abc.ABC):
         """Called at the start of an episode and at a takeover: forget controller memory."""
         self._integral = np.zeros(3)
 
+    def resume(self, env: SimRobot) -> None:
+        """Control is back after someone else acted: the integral term is stale."""
+        self._integral = np.zeros(3)
+
     @abc.abstractmethod
     def act(self, env: SimRobot) -> np.ndarray:
         """The 7-D action for the current simulator state."""
