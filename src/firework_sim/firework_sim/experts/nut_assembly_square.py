@@ -46,6 +46,12 @@ PLACE_YAW_TOLERANCE_RAD = 0.15  # nut-peg yaw error allowed when lowering onto t
 # Tilted more than this the nut jams on the peg (at 20 deg its 20 mm thick ring still clears it).
 MAX_NUT_TILT_RAD = 0.3
 RELEASE_DEPTH_M = 0.04         # let go once the nut is this far down the peg
+# A nut hanging askew is dropped to be grasped again, but never onto the peg: leaning on it, the
+# nut lands askew again (a policy that jams it there left the expert re-grasping it in a loop).
+# Lift it this far above the peg top and carry it toward the robot until its centre is this far
+# from the peg axis: the wrist, reaching from the robot's side, then never hits the peg.
+REGRASP_LIFT_M = 0.08
+REGRASP_AWAY_FROM_PEG_M = 0.15   # > handle grasp point (66 mm) + fingers + peg half width
 RETREAT_HEIGHT_M = 0.08        # eef rise above the peg top after letting go
 
 # A nut standing on its rim (tilted more than this) is pushed over at the top of its rim.
@@ -133,14 +139,30 @@ class NutAssemblySquareExpert(ScriptedExpert):
             return self._command(env, target, None, GRIPPER_OPEN)
         # Tilt of the nut relative to the hand: unlike a tilt of the hand, the hand cannot undo it.
         held_tilt = np.arccos(min(1.0, abs(nut_rot[:, 2] @ self.eef_rotation(env)[:, 2])))
-        if grasped and held_tilt > MAX_NUT_TILT_RAD and not self._nut_supported(env, nut_model):
-            # It hangs askew from the handle and would jam on the peg: drop it, grasp it again.
-            return self._command(env, self.eef_pos(env), None, GRIPPER_OPEN)
+        if grasped and held_tilt > MAX_NUT_TILT_RAD:
+            # It hangs askew from the handle and would jam on the peg: drop it away from the peg,
+            # grasp it again.
+            if np.linalg.norm(nut[:2] - peg[:2]) < REGRASP_AWAY_FROM_PEG_M:
+                return self._carry_off_peg(env, nut, peg, peg_top)
+            if not self._nut_supported(env, nut_model):
+                return self._command(env, self.eef_pos(env), None, GRIPPER_OPEN)
         if grasped:
             return self._place(env, nut, nut_rot, peg, peg_top)
         if not is_level(nut_rot, STANDING_TILT_RAD) and not around_peg:
             return self._tip_over(env, nut, nut_rot)
         return self._grasp(env, nut, nut_rot)
+
+    def _carry_off_peg(self, env: SimRobot, nut: np.ndarray, peg: np.ndarray, peg_top: float) -> np.ndarray:
+        """Holding an askew nut near the peg: up clear of the peg, then toward the robot (-x, the
+        side the arm reaches from) until it is far enough from the peg to be dropped."""
+        eef = self.eef_pos(env)
+        level = self._turn_to(env, yaw_of(self.eef_rotation(env)))   # keep the hand pointing down
+        clear_z = peg_top + REGRASP_LIFT_M
+        if eef[2] < clear_z - GRASP_Z_TOLERANCE_M:
+            return self._command(env, np.array([eef[0], eef[1], clear_z]), level, GRIPPER_CLOSE)
+        drop_zone = peg[:2] - np.array([REGRASP_AWAY_FROM_PEG_M + PEG_CAPTURE_M, 0.0])
+        return self._command(env, np.array([*(eef[:2] + drop_zone - nut[:2]), clear_z]), level,
+                             GRIPPER_CLOSE)
 
     def _nut_supported(self, env: SimRobot, nut_model) -> bool:
         """Whether the nut touches anything but the gripper (the table, the peg)."""
