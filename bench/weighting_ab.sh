@@ -7,11 +7,12 @@
 #      once per training seed
 #   4. evaluate both autonomously on the same seeds; `firework policy compare` (McNemar exact test)
 #      per training seed, then pooled over the training seeds (`--repeats`)
+# The base policy is evaluated on the same seeds too, so the table shows what the round added.
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
 # fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
 # (runs/weighting_ab-<timestamp>). A finished stage is skipped when the script is run again with the
-# same OUT. The defaults take about 50 minutes on 2 cores (~13 min per training seed).
+# same OUT. The defaults take about an hour on 2 cores (~13 min per training seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -43,6 +44,10 @@ if ! finished demos; then
   fi
 fi
 finished base || run_to base $FW train policy --data "$OUT/demos" --steps "$BASE_STEPS" --out "$OUT/base"
+
+step "1/4 the base policy alone on the evaluation seeds (what fine-tuning starts from)"
+finished base_eval || { rm -rf "$OUT/base_eval"; run_to base_eval $FW policy eval --checkpoint "$OUT/base" \
+  --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" --workers "$WORKERS" --out "$OUT/base_eval"; }
 
 step "2/4 round 1: base policy deployed under supervision ($ROUND_EPISODES per task, seed $ROUND_SEED)"
 finished round_1 || { rm -rf "$OUT/round_1"; run_to round_1 $FW collect --policy learned --checkpoint "$OUT/base" \
