@@ -4,12 +4,22 @@
     python dds_image_peer.py receive N   # receives N images, prints their sha256 as JSON, acks
 
 Discovery is awaited through publisher/subscription counts, never with a fixed sleep.
+
+Teardown is bounded. Tearing down rclpy + Fast DDS occasionally hangs (here: 2 of ~100 runs under
+pytest, once in CI; the receiver had already printed its result). What crosses DDS is this test's
+subject, not the library's teardown, so a peer whose work is done gives teardown TEARDOWN_TIMEOUT_S,
+then dumps every thread's stack to stderr after TEARDOWN_HANG_MARKER (the test turns that into a
+warning) and exits. The work itself is bounded by TIMEOUT_S per wait, and the whole process by
+WATCHDOG_S, so a hang anywhere else fails the test with a stack trace instead of stalling it.
 """
 from __future__ import annotations
 
+import faulthandler
 import hashlib
+import os
 import json
 import sys
+import threading
 import time
 
 import numpy as np
@@ -24,6 +34,9 @@ TOPIC = "/robot_0/camera/agentview/image_raw"
 ACK = "/test/ack"
 QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 TIMEOUT_S = 30.0
+TEARDOWN_TIMEOUT_S = 10.0
+WATCHDOG_S = 3 * TIMEOUT_S + TEARDOWN_TIMEOUT_S
+TEARDOWN_HANG_MARKER = "dds_image_peer: teardown hung"
 
 
 def frame(i: int) -> np.ndarray:
@@ -38,8 +51,7 @@ def spin_until(node, predicate, what: str) -> None:
         rclpy.spin_once(node, timeout_sec=0.05)
 
 
-def publish(n: int) -> None:
-    node = rclpy.create_node("image_publisher")
+def publish(node, n: int) -> None:
     pub = node.create_publisher(Image, TOPIC, QOS)
     acked = []
     node.create_subscription(UInt32, ACK, lambda m: acked.append(m.data), QOS)
@@ -47,11 +59,10 @@ def publish(n: int) -> None:
     for i in range(n):
         pub.publish(image_to_msg(frame(i), frame_id="robot_0/agentview"))
     spin_until(node, lambda: acked, "the receiver's ack")
-    node.destroy_node()
+    print(json.dumps({"published": n, "acked": acked[0]}), flush=True)
 
 
-def receive(n: int) -> None:
-    node = rclpy.create_node("image_receiver")
+def receive(node, n: int) -> None:
     got: list[str] = []
     encodings = set()
 
@@ -67,12 +78,40 @@ def receive(n: int) -> None:
     # Keep the node alive until the ack is matched and delivered (reliable QoS).
     ack.wait_for_all_acked(rclpy.duration.Duration(seconds=TIMEOUT_S))
     print(json.dumps({"sha256": got, "encodings": sorted(encodings)}), flush=True)
+
+
+def teardown(node) -> None:
     node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def teardown_bounded(node) -> None:
+    """Tear down in a daemon thread; if it has not finished in time, report where it hangs."""
+    worker = threading.Thread(target=teardown, args=(node,), daemon=True)
+    worker.start()
+    worker.join(TEARDOWN_TIMEOUT_S)
+    if worker.is_alive():
+        print(f"{TEARDOWN_HANG_MARKER} for {TEARDOWN_TIMEOUT_S:.0f} s; stacks:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+
+
+def main(role: str, n: int) -> None:
+    roles = {"publish": (publish, "image_publisher"), "receive": (receive, "image_receiver")}
+    if role not in roles:
+        raise SystemExit(f"role must be one of {sorted(roles)}, got {role!r}")
+    run, node_name = roles[role]
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    rclpy.init()
+    node = rclpy.create_node(node_name)
+    try:
+        run(node, n)
+    finally:
+        teardown_bounded(node)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: Fast DDS' static destructors run there and can hang the same way.
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    rclpy.init()
-    try:
-        {"publish": publish, "receive": receive}[sys.argv[1]](int(sys.argv[2]))
-    finally:
-        rclpy.try_shutdown()
+    main(sys.argv[1], int(sys.argv[2]))

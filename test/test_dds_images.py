@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.dds
 
 def test_images_cross_processes_byte_exact():
     sys.path.insert(0, str(PEER.parent))
-    from dds_image_peer import frame
+    from dds_image_peer import TEARDOWN_HANG_MARKER, WATCHDOG_S, frame
 
     n = 20
     env = dict(os.environ)
@@ -26,14 +27,19 @@ def test_images_cross_processes_byte_exact():
     publisher = subprocess.Popen([sys.executable, str(PEER), "publish", str(n)], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = receiver.communicate(timeout=60)
+        # Each peer bounds its own life (WATCHDOG_S) and dumps its stacks when it runs past it.
+        out, err = receiver.communicate(timeout=WATCHDOG_S + 10)
         assert receiver.returncode == 0, err
-        pub_out, pub_err = publisher.communicate(timeout=60)
+        pub_out, pub_err = publisher.communicate(timeout=WATCHDOG_S + 10)
         assert publisher.returncode == 0, pub_err
     finally:
         for p in (receiver, publisher):
             if p.poll() is None:
                 p.kill()
+    for role, stderr in (("receiver", err), ("publisher", pub_err)):
+        if TEARDOWN_HANG_MARKER in stderr:  # after the data was through: reported, not failed
+            warnings.warn(f"the {role}'s rclpy/Fast DDS teardown hung and was cut short:\n{stderr}")
+    assert json.loads(pub_out.strip().splitlines()[-1]) == {"published": n, "acked": n}
     received = json.loads(out.strip().splitlines()[-1])
     expected = [hashlib.sha256(frame(i).tobytes()).hexdigest() for i in range(n)]
     assert received["sha256"] == expected
