@@ -16,6 +16,7 @@ from firework_policy.data import (
     label_counts,
     label_shares,
     load_policy_rounds,
+    mass_shares,
     realized_shares,
     sample_labels,
 )
@@ -79,6 +80,35 @@ def test_weighted_sampling_realizes_the_configured_shares(mixed_episodes, weight
     b = ds.sample(64)
     np.testing.assert_allclose(b.weights.sum(axis=1), 1.0, rtol=1e-5)   # each window carries mass 1
     assert b.index.shape == (64, 6) and (b.weights >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def uneven_episodes(tmp_path_factory):
+    """Lift: 2 demos + 4 takeover episodes; Door: 3 demos, no interventions (24 steps each)."""
+    root = tmp_path_factory.mktemp("uneven")
+    lift = write_round(root / "lift", tasks=("Lift",), demos=2, takeovers=4, takeover_at=14)
+    door = write_round(root / "door", tasks=("Door",), demos=3, seed=100)
+    return load_policy_rounds([lift, door], CAMS, 84, pre_steps=5)
+
+
+def test_per_task_weighting_keeps_each_tasks_mass_and_weights_interventions_within_it(uneven_episodes):
+    per_task = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(), seed=0)
+    pooled = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(per_task=False), seed=0)
+    lift, door = per_task.step_task == 0, per_task.step_task == 1
+    assert lift.sum() == 6 * 24 and door.sum() == 3 * 24
+    # Per task: Door keeps its 1/3 of the mass; within Lift, interventions get half of Lift's.
+    assert per_task.q[door].sum() == pytest.approx(1 / 3)
+    lift_shares = mass_shares(per_task.labels[lift], per_task.q[lift])
+    assert lift_shares[HU] == pytest.approx(0.5)
+    assert mass_shares(per_task.labels, per_task.q)[HU] == pytest.approx(0.5 * 2 / 3)
+    # Pooled: interventions get half of all mass, taken from Door (the task without any).
+    assert mass_shares(pooled.labels, pooled.q)[HU] == pytest.approx(0.5)
+    assert pooled.q[door].sum() < 1 / 3 - 0.05
+    # Uniform ignores tasks: every step the same.
+    uniform = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(mode="uniform"), seed=0)
+    np.testing.assert_allclose(uniform.q, 1 / len(uniform.q))
+    realized = realized_shares(per_task, batches=300, batch_size=32)
+    assert realized["human"] == pytest.approx(1 / 3, abs=0.02)
 
 
 def test_weights_never_cross_episodes_and_padding_is_masked(mixed_episodes):

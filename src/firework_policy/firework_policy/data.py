@@ -163,8 +163,20 @@ def label_shares(counts: dict[SampleLabel, int], cfg: WeightingConfig) -> dict[S
     return shares
 
 
-def step_weights(labels: np.ndarray, cfg: WeightingConfig) -> np.ndarray:
-    """q per step: label share / label count (sums to 1 over all steps)."""
+def step_weights(labels: np.ndarray, cfg: WeightingConfig, tasks: np.ndarray | None = None) -> np.ndarray:
+    """q per step: label share / label count (sums to 1 over all steps).
+
+    With `tasks` (a task id per step) and `cfg.per_task`, the shares apply within each task and each
+    task's steps keep the mass they have under uniform weighting (their share of all steps).
+    """
+    if tasks is not None and cfg.per_task and cfg.mode == "sirius":
+        if len(tasks) != len(labels):
+            raise ValueError(f"tasks has {len(tasks)} entries for {len(labels)} labels")
+        q = np.zeros(len(labels), dtype=np.float64)
+        for task in np.unique(tasks):
+            mine = tasks == task
+            q[mine] = step_weights(labels[mine], cfg) * (mine.sum() / len(labels))
+        return q
     counts = label_counts(labels)
     shares = label_shares(counts, cfg)
     q = np.zeros(len(labels), dtype=np.float64)
@@ -172,6 +184,12 @@ def step_weights(labels: np.ndarray, cfg: WeightingConfig) -> np.ndarray:
         if counts[label]:
             q[labels == label] = shares[label] / counts[label]
     return q
+
+
+def mass_shares(labels: np.ndarray, q: np.ndarray) -> dict[SampleLabel, float]:
+    """The share of the loss mass each label carries under per-step weights q."""
+    total = q.sum()
+    return {label: float(q[labels == label].sum() / total) if total else 0.0 for label in SampleLabel}
 
 
 @dataclass
@@ -203,7 +221,8 @@ class PolicyDataset:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         ends = starts + lengths - 1
         task_rows = np.array([list(task_names).index(ep.task) for ep in episodes])
-        self.q = step_weights(self.labels, weighting)
+        self.step_task = np.repeat(task_rows, lengths)
+        self.q = step_weights(self.labels, weighting, self.step_task)
         if self.q.sum() <= 0:
             raise DataError(f"no step has a positive weight under weighting {weighting}; label counts "
                             f"{self.counts()}")

@@ -21,8 +21,8 @@ from firework_policy.data import (
     LABEL_NAMES,
     PolicyDataset,
     label_counts,
-    label_shares,
     load_policy_rounds,
+    mass_shares,
     split_episodes,
 )
 from firework_policy.goals import goal_table
@@ -127,7 +127,7 @@ def train_policy(round_dirs: Sequence[Path], out_dir: Path, pcfg: PolicyConfig, 
         dataset.rng = np.random.default_rng(tcfg.seed + start)
 
     counts = {LABEL_NAMES[k]: v for k, v in label_counts(dataset.labels).items()}
-    shares = {LABEL_NAMES[k]: v for k, v in label_shares(label_counts(dataset.labels), wcfg).items()}
+    shares = {LABEL_NAMES[k]: v for k, v in mass_shares(dataset.labels, dataset.q).items()}
     params = sum(p.numel() for p in model.parameters())
     meta_base = {"preset": pcfg.preset, "rounds": rounds, "init": str(init) if init else None,
                  "weighting": to_dict(wcfg), "train": to_dict(dataclasses.replace(tcfg, steps=total_steps)),
