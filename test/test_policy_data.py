@@ -92,7 +92,7 @@ def uneven_episodes(tmp_path_factory):
 
 
 def test_per_task_weighting_keeps_each_tasks_mass_and_weights_interventions_within_it(uneven_episodes):
-    per_task = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(), seed=0)
+    per_task = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(per_task=True), seed=0)
     pooled = PolicyDataset(uneven_episodes, ("Lift", "Door"), 6, WeightingConfig(per_task=False), seed=0)
     lift, door = per_task.step_task == 0, per_task.step_task == 1
     assert lift.sum() == 6 * 24 and door.sum() == 3 * 24

@@ -161,11 +161,11 @@ class WeightingConfig:
     weight. "uniform" weighs every step the same (the unweighted baseline). Shares are realized by
     weighted sampling of context windows.
 
-    With `per_task` (the default) the sirius shares apply within each task, and every task keeps the
-    share of the loss mass its steps have, as under uniform: Sirius is single-task, and applied to
-    the pooled steps of all tasks it hands the task with the most interventions most of the mass
-    (measured: NutAssemblySquare's human steps alone got 29% of it, Can lost 16% of its mass and
-    got worse than unweighted fine-tuning).
+    With `per_task` the sirius shares apply within each task and every task keeps the share of the
+    loss mass its steps have, as under uniform; without it (the default, as in single-task Sirius)
+    they apply to the pooled steps of all tasks, so the task with the most interventions gets more
+    of the mass (NutAssemblySquare's human steps got 29% of it in bench/weighting_ab.sh). Measured
+    there, per-task was no better than pooled (config/policy.yaml).
 
     Args:
         mode: "sirius" or "uniform".
@@ -176,7 +176,7 @@ class WeightingConfig:
             that is where the robot went wrong).
         pre_intervention_steps: robot steps before each robot -> human switch that are
             pre-intervention.
-        per_task: apply the sirius shares within each task (True) or over all steps pooled.
+        per_task: apply the sirius shares within each task (True) or over all steps pooled (False).
     """
 
     mode: str = "sirius"
@@ -185,7 +185,7 @@ class WeightingConfig:
     robot_weight: float = 1.0
     pre_intervention_weight: float = 0.1
     pre_intervention_steps: int = 15
-    per_task: bool = True
+    per_task: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in WEIGHTING_MODES:
