@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import faulthandler
 import hashlib
-import os
 import json
+import os
 import sys
 import threading
 import time
