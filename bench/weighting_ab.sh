@@ -8,10 +8,14 @@
 #   4. evaluate both autonomously on the same seeds; `firework policy compare` (McNemar exact test)
 #      per training seed, then pooled over the training seeds (`--repeats`)
 # The base policy is evaluated on the same seeds too, so the table shows what the round added.
+# ROUNDS > 1 continues the loop as the paper does: round r is deployed half under the sirius and
+# half under the uniform fine-tune of round r-1 (training seed 0), so both arms fine-tune on the
+# same episodes; each arm then fine-tunes from its own round r-1 checkpoint (per training seed) on
+# demos + all rounds, and the pair is evaluated and compared again.
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
 # fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
-# (runs/weighting_ab-<timestamp>). A finished stage is skipped when the script is run again with the
+# (runs/weighting_ab-<timestamp>), ROUNDS (1). A finished stage is skipped when the script is run again with the
 # same OUT. The defaults take about an hour on 2 cores (~13 min per training seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +29,7 @@ FT_SEEDS=${FT_SEEDS:-0 1 2}
 EVAL_EPISODES=${EVAL_EPISODES:-20}
 EVAL_SEED=${EVAL_SEED:-100000}
 WORKERS=${WORKERS:-2}
+ROUNDS=${ROUNDS:-1}
 OUT=${OUT:-runs/weighting_ab-$(date +%Y%m%d-%H%M%S)}
 FW=.venv/bin/firework
 mkdir -p "$OUT"
@@ -55,27 +60,54 @@ finished round_1 || { rm -rf "$OUT/round_1"; run_to round_1 $FW collect --policy
 
 # Fine-tuning runs differ by several points of success with the training seed alone, so every
 # seed in FT_SEEDS gives one sirius/uniform pair, and each pair is compared on the same episodes.
-for S in $FT_SEEDS; do
-  step "3/4 fine-tune on demos + round 1, training seed $S: sirius and uniform side by side ($FT_STEPS steps each)"
-  PIDS=()
-  for W in sirius uniform; do
-    finished "ft_${W}_s$S" || { run_to "ft_${W}_s$S" $FW train policy --data "$OUT/demos" "$OUT/round_1" \
-      --init "$OUT/base" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S" & PIDS+=($!); }
-  done
-  for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
+# finetune_round R INIT_SUFFIX DATA...: fine-tune both arms of every training seed from
+# ft_<arm>_s<seed><INIT_SUFFIX> (the base when INIT_SUFFIX is "base"), evaluate and compare.
+finetune_round() {
+  local R=$1 INIT_SUFFIX=$2; shift 2
+  local SUF=""; [ "$R" -gt 1 ] && SUF="_r$R"
+  for S in $FT_SEEDS; do
+    step "3/4 round $R: fine-tune on demos + rounds 1..$R, training seed $S: sirius and uniform side by side ($FT_STEPS steps each)"
+    PIDS=()
+    for W in sirius uniform; do
+      local INIT="$OUT/base"; [ "$INIT_SUFFIX" != base ] && INIT="$OUT/ft_${W}_s$S$INIT_SUFFIX"
+      finished "ft_${W}_s$S$SUF" || { run_to "ft_${W}_s$S$SUF" $FW train policy --data "$@" \
+        --init "$INIT" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S$SUF" & PIDS+=($!); }
+    done
+    for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
 
-  step "4/4 training seed $S: evaluate both on seeds $EVAL_SEED+ ($EVAL_EPISODES per task), compare pairwise"
-  for W in sirius uniform; do
-    finished "ft_${W}_s${S}_eval" || { rm -rf "$OUT/ft_${W}_s${S}_eval"; run_to "ft_${W}_s${S}_eval" \
-      $FW policy eval --checkpoint "$OUT/ft_${W}_s$S" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" \
-      --workers "$WORKERS" --out "$OUT/ft_${W}_s${S}_eval"; }
+    step "4/4 round $R, training seed $S: evaluate both on seeds $EVAL_SEED+ ($EVAL_EPISODES per task), compare pairwise"
+    for W in sirius uniform; do
+      finished "ft_${W}_s$S${SUF}_eval" || { rm -rf "$OUT/ft_${W}_s$S${SUF}_eval"; run_to "ft_${W}_s$S${SUF}_eval" \
+        $FW policy eval --checkpoint "$OUT/ft_${W}_s$S$SUF" --episodes "$EVAL_EPISODES" --seed "$EVAL_SEED" \
+        --workers "$WORKERS" --out "$OUT/ft_${W}_s$S${SUF}_eval"; }
+    done
+    $FW policy compare --a "$OUT/ft_sirius_s$S${SUF}_eval" --b "$OUT/ft_uniform_s$S${SUF}_eval"
+    echo "A = sirius, B = uniform (round $R, training seed $S)"
   done
-  $FW policy compare --a "$OUT/ft_sirius_s${S}_eval" --b "$OUT/ft_uniform_s${S}_eval"
-  echo "A = sirius, B = uniform (training seed $S)"
+  step "round $R, all training seeds ($FT_SEEDS) pooled: each sirius/uniform pair on its own episodes, one test"
+  local A=() B=()
+  for S in $FT_SEEDS; do A+=("$OUT/ft_sirius_s$S${SUF}_eval"); B+=("$OUT/ft_uniform_s$S${SUF}_eval"); done
+  $FW policy compare --repeats --a "${A[@]}" --b "${B[@]}"
+  $FW policy compare --repeats --a "${A[@]}" --b "${B[@]}" --json > "$OUT/compare_pooled$SUF.json"
+  echo "A = sirius, B = uniform (round $R)"
+}
+
+DATA=("$OUT/demos" "$OUT/round_1")
+finetune_round 1 base "${DATA[@]}"
+FIRST_SEED=${FT_SEEDS%% *}
+for R in $(seq 2 "$ROUNDS"); do
+  PREV=""; [ "$R" -gt 2 ] && PREV="_r$((R - 1))"
+  HALF=$(( (ROUND_EPISODES + 1) / 2 ))
+  for W in sirius uniform; do
+    # Distinct seeds per round and per collecting arm: no episode repeats another round's or the evaluation's.
+    RSEED=$(( ROUND_SEED + 1000 * R )); [ "$W" = uniform ] && RSEED=$(( RSEED + 500 ))
+    step "2/4 round $R: the $W fine-tune of round $((R - 1)) (training seed $FIRST_SEED) deployed under supervision ($HALF per task, seed $RSEED)"
+    finished "round_${R}_$W" || { rm -rf "$OUT/round_${R}_$W"; run_to "round_${R}_$W" $FW collect --policy learned \
+      --checkpoint "$OUT/ft_${W}_s$FIRST_SEED$PREV" --takeover-on-failure --episodes "$HALF" --seed "$RSEED" \
+      --workers "$WORKERS" --out "$OUT/round_${R}_$W"; }
+    DATA+=("$OUT/round_${R}_$W")
+  done
+  if [ "$R" -eq 2 ]; then INIT_SUFFIX=""; else INIT_SUFFIX="_r$((R - 1))"; fi
+  finetune_round "$R" "$INIT_SUFFIX" "${DATA[@]}"
 done
-step "all training seeds ($FT_SEEDS) pooled: each sirius/uniform pair on its own episodes, one test"
-A=(); B=()
-for S in $FT_SEEDS; do A+=("$OUT/ft_sirius_s${S}_eval"); B+=("$OUT/ft_uniform_s${S}_eval"); done
-$FW policy compare --repeats --a "${A[@]}" --b "${B[@]}"
-$FW policy compare --repeats --a "${A[@]}" --b "${B[@]}" --json > "$OUT/compare_pooled.json"
-echo "A = sirius, B = uniform; everything is in $OUT"
+echo "everything is in $OUT"
