@@ -108,6 +108,15 @@ def test_finetune_from_the_last_round_adds_tasks_and_weights_interventions(round
     assert _json(capsys)["label_shares"]["human"] == pytest.approx(0.25)
     assert load_policy(swept).meta["train"]["seed"] == 3
     assert load_policy(swept).meta["weighting"]["human_share"] == 0.25
+    # Pre-intervention steps not down-weighted: they take more of the non-human mass than at 0.1.
+    assert main(["train", "policy", "--data", str(rounds[0]), str(rounds[1]), "--init", str(base_checkpoint),
+                 "--out", str(tmp_path / "pre1"), "--preset", "tiny", "--pre-intervention-weight", "1",
+                 "--json"]) == 0
+    pre1 = _json(capsys)
+    assert pre1["label_shares"]["human"] == pytest.approx(0.5)
+    assert pre1["label_counts"]["pre-intervention"] > 0
+    assert pre1["label_shares"]["pre-intervention"] > result["label_shares"]["pre-intervention"]
+    assert load_policy(tmp_path / "pre1").meta["weighting"]["pre_intervention_weight"] == 1.0
 
 
 def test_cli_refuses_bad_arguments_in_one_line(rounds, base_checkpoint, tmp_path, capsys):
@@ -123,6 +132,12 @@ def test_cli_refuses_bad_arguments_in_one_line(rounds, base_checkpoint, tmp_path
     assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
                  "--weighting", "uniform", "--human-share", "0.3"]) == 2
     assert "--human-share applies to sirius weighting" in capsys.readouterr().err
+    assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
+                 "--pre-intervention-weight", "-1"]) == 2
+    assert "pre_intervention_weight must be >= 0, got -1.0" in capsys.readouterr().err
+    assert main(["train", "policy", "--data", str(rounds[0]), "--out", str(tmp_path / "x"),
+                 "--weighting", "uniform", "--pre-intervention-weight", "1"]) == 2
+    assert "--pre-intervention-weight applies to sirius weighting" in capsys.readouterr().err
     assert main(["policy", "eval", "--checkpoint", str(base_checkpoint), "--tasks", "Stack",
                  "--episodes", "1", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err

@@ -58,6 +58,9 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--human-share", type=float, default=None,
                    help="override config/policy.yaml weighting.human_share (sirius mode: the share of "
                         "the loss mass on intervention steps)")
+    p.add_argument("--pre-intervention-weight", type=float, default=None,
+                   help="override config/policy.yaml weighting.pre_intervention_weight (sirius mode: the "
+                        "per-step weight of the robot steps just before a takeover; 1 = not down-weighted)")
     p.add_argument("--seed", type=int, default=None,
                    help="override the preset's training seed (initialization, sampling, augmentation): "
                         "repeat a run with other seeds to see the spread due to training alone")
@@ -87,16 +90,19 @@ def cmd_train_policy(args) -> int:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     pcfg = load_policy_config(args.preset)
-    overrides = {"mode": args.weighting, "human_share": args.human_share}
+    sirius_options = {"--human-share": ("human_share", args.human_share),
+                      "--pre-intervention-weight": ("pre_intervention_weight", args.pre_intervention_weight)}
+    overrides = {"mode": args.weighting, **{field: value for field, value in sirius_options.values()}}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         try:
             weighting = dataclasses.replace(pcfg.weighting, **overrides)
-        except ValueError as exc:   # argparse already checked --weighting, so it is the share
-            raise UsageError(f"--human-share: {exc}") from None
-        if args.human_share is not None and weighting.mode != "sirius":
-            raise UsageError(f"--human-share applies to sirius weighting; weighting is {weighting.mode!r} "
-                             f"(uniform weighs every step the same)")
+        except ValueError as exc:   # argparse already checked --weighting; the message names the field
+            raise UsageError(f"weighting option: {exc}") from None
+        for option, (_, value) in sirius_options.items():
+            if value is not None and weighting.mode != "sirius":
+                raise UsageError(f"{option} applies to sirius weighting; weighting is {weighting.mode!r} "
+                                 f"(uniform weighs every step the same)")
         pcfg = dataclasses.replace(pcfg, weighting=weighting)
     if args.seed is not None:
         pcfg = dataclasses.replace(pcfg, train=dataclasses.replace(pcfg.train, seed=args.seed))
