@@ -16,7 +16,8 @@
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
 # fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
 # (runs/weighting_ab-<timestamp>), ROUNDS (1). A finished stage is skipped when the script is run again with the
-# same OUT. The defaults take about an hour on 2 cores (~13 min per training seed).
+# same OUT. The defaults take about an hour on 2 cores (~13 min per training seed); each further
+# round adds about an hour (~4 min of deployment, ~17 min per training seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
