@@ -27,6 +27,7 @@ import numpy as np
 from firework_common.episode_bag import read_episode
 from firework_common.schema import ACTION_LABELS
 from firework_sim.config import load_sim_config
+from firework_sim.experts.base import held_in_fingers
 from firework_sim.robot_env import SimRobot
 from firework_sim.tasks import get_task
 
@@ -40,17 +41,11 @@ GRASPED_OBJECT: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def is_held(raw: Any, obj: Any) -> bool:
-    fingers = raw.robots[0].gripper["right"].important_geoms
-    return bool(raw._check_grasp(gripper=[fingers["left_finger"], fingers["right_finger"]],
-                                 object_geoms=obj))
-
-
 def replay_task(eval_dir: Path, task: str, hold_steps: int, release_window: int) -> dict[str, Any]:
     manifest = json.loads((eval_dir / "manifest.json").read_text(encoding="utf-8"))["episodes"]
     episodes = [e for e in manifest if e["task"] == task]
     robot = SimRobot(get_task(task), load_sim_config(), seed=0, render=False)
-    counts = dict(episodes=0, successes=0, never_closed=0, closes=0, hits=0, misses=0, drops=0,
+    counts = dict(episodes=0, successes=0, never_closed=0, closes=0, hits=0, drops=0,
                   replay_disagrees=0)
     try:
         for e in episodes:
@@ -60,7 +55,7 @@ def replay_task(eval_dir: Path, task: str, hold_steps: int, release_window: int)
             held = []
             for action in ep.actions:
                 robot.step(action)
-                held.append(is_held(robot.raw, obj))
+                held.append(held_in_fingers(robot.raw, obj))
             success = e["outcome"] == "success"
             counts["episodes"] += 1
             counts["successes"] += success
@@ -71,11 +66,8 @@ def replay_task(eval_dir: Path, task: str, hold_steps: int, release_window: int)
                 close_steps = np.concatenate([[0], close_steps])
             open_steps = np.nonzero(closed[:-1] & ~closed[1:])[0] + 1
             counts["never_closed"] += len(close_steps) == 0
-            for t in close_steps:
-                hit = any(held[t:t + hold_steps])
-                counts["closes"] += 1
-                counts["hits"] += hit
-                counts["misses"] += not hit
+            counts["closes"] += len(close_steps)
+            counts["hits"] += sum(any(held[t:t + hold_steps]) for t in close_steps)
             for t in open_steps:
                 intended = success and t >= len(closed) - release_window
                 counts["drops"] += held[t - 1] and not intended

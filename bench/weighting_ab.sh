@@ -61,16 +61,18 @@ finished round_1 || { rm -rf "$OUT/round_1"; run_to round_1 $FW collect --policy
 
 # Fine-tuning runs differ by several points of success with the training seed alone, so every
 # seed in FT_SEEDS gives one sirius/uniform pair, and each pair is compared on the same episodes.
-# finetune_round R INIT_SUFFIX DATA...: fine-tune both arms of every training seed from
-# ft_<arm>_s<seed><INIT_SUFFIX> (the base when INIT_SUFFIX is "base"), evaluate and compare.
+# Stage names of round R end in suffix R: nothing for round 1, _r<R> after it.
+suffix() { if [ "$1" -gt 1 ]; then echo "_r$1"; fi; }
+# finetune_round R DATA...: fine-tune both arms of every training seed (from the base in round 1,
+# from the arm's own round R-1 checkpoint after it) on DATA, evaluate and compare.
 finetune_round() {
-  local R=$1 INIT_SUFFIX=$2; shift 2
-  local SUF=""; [ "$R" -gt 1 ] && SUF="_r$R"
+  local R=$1; shift
+  local SUF; SUF=$(suffix "$R")
   for S in $FT_SEEDS; do
     step "3/4 round $R: fine-tune on demos + rounds 1..$R, training seed $S: sirius and uniform side by side ($FT_STEPS steps each)"
     PIDS=()
     for W in sirius uniform; do
-      local INIT="$OUT/base"; [ "$INIT_SUFFIX" != base ] && INIT="$OUT/ft_${W}_s$S$INIT_SUFFIX"
+      local INIT="$OUT/base"; [ "$R" -gt 1 ] && INIT="$OUT/ft_${W}_s$S$(suffix $((R - 1)))"
       finished "ft_${W}_s$S$SUF" || { run_to "ft_${W}_s$S$SUF" $FW train policy --data "$@" \
         --init "$INIT" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S$SUF" & PIDS+=($!); }
     done
@@ -94,10 +96,10 @@ finetune_round() {
 }
 
 DATA=("$OUT/demos" "$OUT/round_1")
-finetune_round 1 base "${DATA[@]}"
+finetune_round 1 "${DATA[@]}"
 FIRST_SEED=${FT_SEEDS%% *}
 for R in $(seq 2 "$ROUNDS"); do
-  PREV=""; [ "$R" -gt 2 ] && PREV="_r$((R - 1))"
+  PREV=$(suffix $((R - 1)))
   HALF=$(( (ROUND_EPISODES + 1) / 2 ))
   for W in sirius uniform; do
     # Distinct seeds per round and per collecting arm: no episode repeats another round's or the evaluation's.
@@ -108,7 +110,6 @@ for R in $(seq 2 "$ROUNDS"); do
       --workers "$WORKERS" --out "$OUT/round_${R}_$W"; }
     DATA+=("$OUT/round_${R}_$W")
   done
-  if [ "$R" -eq 2 ]; then INIT_SUFFIX=""; else INIT_SUFFIX="_r$((R - 1))"; fi
-  finetune_round "$R" "$INIT_SUFFIX" "${DATA[@]}"
+  finetune_round "$R" "${DATA[@]}"
 done
 echo "everything is in $OUT"

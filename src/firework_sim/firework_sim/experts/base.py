@@ -22,6 +22,14 @@ OSC_MAX_TRANSLATION_M = 0.05
 OSC_MAX_ROTATION_RAD = 0.5
 
 
+def held_in_fingers(raw, obj) -> bool:
+    """Whether the robosuite object `obj` touches both whole fingers, not just the pads: an object
+    pinched by a finger's side is still in the hand."""
+    fingers = raw.robots[0].gripper["right"].important_geoms
+    return bool(raw._check_grasp(gripper=[fingers["left_finger"], fingers["right_finger"]],
+                                 object_geoms=obj))
+
+
 class ScriptedExpert(abc.ABC):
     """Base class. Subclasses implement `act`; object positions must be read through `object_pos`
     (so the imperfect operator can bias what the expert "sees")."""

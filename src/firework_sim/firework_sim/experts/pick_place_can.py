@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firework_sim.experts.base import GRIPPER_CLOSE, GRIPPER_OPEN, ScriptedExpert
+from firework_sim.experts.base import GRIPPER_CLOSE, GRIPPER_OPEN, ScriptedExpert, held_in_fingers
 from firework_sim.robot_env import SimRobot
 
 # --- can and bin geometry (robosuite PickPlace defaults) ----------------------------------------
@@ -90,9 +90,7 @@ class PickPlaceCanExpert(ScriptedExpert):
         floor_z = raw.bin2_pos[2] + FLOOR_HALF_THICKNESS_M
         # Whole fingers, not just the pads: a can pinched by a finger's side is still in the hand
         # (chasing it as if it were loose would carry it up and away).
-        fingers = raw.robots[0].gripper["right"].important_geoms
-        held = raw._check_grasp(gripper=[fingers["left_finger"], fingers["right_finger"]],
-                                object_geoms=can_model)
+        held = held_in_fingers(raw, can_model)
         finger_axis = self.eef_rotation(env)[:, 0]
         current_yaw = float(np.arctan2(-finger_axis[0], finger_axis[1]))  # 0: fingers along y
         if held:
