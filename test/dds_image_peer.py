@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt32
 
@@ -32,7 +32,12 @@ from firework_common.ros_images import image_to_msg, msg_to_image
 
 TOPIC = "/robot_0/camera/agentview/image_raw"
 ACK = "/test/ack"
-QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Transient local: discovery is not symmetric. The publisher sees the subscriber matched before the
+# subscriber has matched the publisher, and a volatile reader that matches late may skip what was
+# written before (then the receiver times out short of N). With transient local, the writer keeps
+# the last `depth` (>= N) samples for every reader that matches, in whatever order.
+QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
 TIMEOUT_S = 30.0
 TEARDOWN_TIMEOUT_S = 10.0
 WATCHDOG_S = 3 * TIMEOUT_S + TEARDOWN_TIMEOUT_S
