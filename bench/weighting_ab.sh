@@ -15,7 +15,8 @@
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
 # fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
-# (runs/weighting_ab-<timestamp>), ROUNDS (1). A finished stage is skipped when the script is run again with the
+# (runs/weighting_ab-<timestamp>), ROUNDS (1), PRESET (cpu; the policy preset of the base, whose
+# sizes every fine-tune keeps). A finished stage is skipped when the script is run again with the
 # same OUT. The defaults take about an hour on 2 cores (~13 min per training seed); each further
 # round adds about an hour (~4 min of deployment, ~17 min per training seed).
 set -euo pipefail
@@ -31,6 +32,7 @@ EVAL_EPISODES=${EVAL_EPISODES:-20}
 EVAL_SEED=${EVAL_SEED:-100000}
 WORKERS=${WORKERS:-2}
 ROUNDS=${ROUNDS:-1}
+PRESET=${PRESET:-cpu}
 OUT=${OUT:-runs/weighting_ab-$(date +%Y%m%d-%H%M%S)}
 FW=.venv/bin/firework
 mkdir -p "$OUT"
@@ -49,7 +51,7 @@ if ! finished demos; then
     run_to demos $FW collect --policy operator --episodes "$DEMOS_PER_TASK" --workers "$WORKERS" --out "$OUT/demos"
   fi
 fi
-finished base || run_to base $FW train policy --data "$OUT/demos" --steps "$BASE_STEPS" --out "$OUT/base"
+finished base || run_to base $FW train policy --data "$OUT/demos" --preset "$PRESET" --steps "$BASE_STEPS" --out "$OUT/base"
 
 step "1/4 the base policy alone on the evaluation seeds (what fine-tuning starts from)"
 finished base_eval || { rm -rf "$OUT/base_eval"; run_to base_eval $FW policy eval --checkpoint "$OUT/base" \
@@ -74,7 +76,7 @@ finetune_round() {
     for W in sirius uniform; do
       local INIT="$OUT/base"; [ "$R" -gt 1 ] && INIT="$OUT/ft_${W}_s$S$(suffix $((R - 1)))"
       finished "ft_${W}_s$S$SUF" || { run_to "ft_${W}_s$S$SUF" $FW train policy --data "$@" \
-        --init "$INIT" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S$SUF" & PIDS+=($!); }
+        --init "$INIT" --preset "$PRESET" --weighting "$W" --seed "$S" --steps "$FT_STEPS" --out "$OUT/ft_${W}_s$S$SUF" & PIDS+=($!); }
     done
     for P in "${PIDS[@]}"; do wait "$P"; done   # set -e: a failed fine-tune stops the script here
 

@@ -96,7 +96,8 @@ def trained(tiny, goals):
 
 def test_presets_load_and_yaml_sets_every_field():
     data = read_yaml(config_dir() / "policy.yaml")
-    for preset in ("cpu", "paper", "tiny"):
+    assert set(data["presets"]) == {"cpu", "mid", "paper", "tiny"}
+    for preset in data["presets"]:
         pcfg = load_policy_config(preset)
         for cls, section in ((PolicyModelConfig, "model"), (PolicyTrainConfig, "train")):
             missing = {f.name for f in dataclasses.fields(cls)} - set(data["presets"][preset][section])
@@ -107,10 +108,17 @@ def test_presets_load_and_yaml_sets_every_field():
     paper = load_policy_config("paper").model
     assert (paper.embed_dim, paper.transformer_layers, paper.transformer_heads, paper.context) == (512, 6, 8, 10)
     assert paper.stage_channels == (64, 128, 256, 512) and paper.head == "gmm" and paper.gmm_modes == 5
+    # mid is cpu at twice the width and nothing else, so a comparison between them is about size
+    cpu, mid = load_policy_config("cpu"), load_policy_config("mid")
+    widths = ("stem_channels", "stage_channels", "camera_feature_dim", "goal_feature_dim", "embed_dim")
+    assert mid.train == cpu.train
+    assert dataclasses.replace(mid.model, **{f: getattr(cpu.model, f) for f in widths}) == cpu.model
+    assert mid.model.embed_dim == 2 * cpu.model.embed_dim
+    assert mid.model.stage_channels == tuple(2 * c for c in cpu.model.stage_channels)
 
 
 def test_unknown_preset_and_key_are_named(tmp_path):
-    with pytest.raises(ConfigError, match="unknown policy preset 'gpu'; available: cpu, paper, tiny"):
+    with pytest.raises(ConfigError, match="unknown policy preset 'gpu'; available: cpu, mid, paper, tiny"):
         load_policy_config("gpu")
     bad = tmp_path / "policy.yaml"
     bad.write_text("presets:\n  cpu:\n    model:\n      embed_dimm: 3\n")

@@ -51,7 +51,7 @@ def register_train(train_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, default=None,
                    help="previous round's checkpoint: fine-tune from it (its model config and dataset "
                         "statistics are kept; --preset gives finetune_steps and finetune_lr)")
-    p.add_argument("--preset", default="cpu", help="policy preset in config/policy.yaml (cpu, paper, tiny)")
+    p.add_argument("--preset", default="cpu", help="policy preset in config/policy.yaml (cpu, mid, paper, tiny)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
     p.add_argument("--weighting", choices=("sirius", "uniform"), default=None,
                    help="override config/policy.yaml weighting.mode (uniform: the unweighted baseline)")
