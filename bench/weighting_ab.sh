@@ -14,12 +14,13 @@
 # demos + all rounds, and the pair is evaluated and compared again.
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
-# fine-tunes, "0 1 2"), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
+# fine-tunes, "0 1 2 3 4": with three, a 2-point difference was not separable from seed noise), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
 # (runs/weighting_ab-<timestamp>), ROUNDS (1), PRESET (cpu; the policy preset of the base, whose
 # sizes every fine-tune keeps). A finished stage is skipped when the script is run again with the
-# same OUT. The defaults take about an hour on 2 cores (~13 min per training seed; PRESET=mid:
-# ~2 h, 21 min of base training and ~25 min per training seed); each further
-# round adds about an hour (~4 min of deployment, ~17 min per training seed).
+# same OUT. The defaults take about 2.5 h on 2 cores (measured: 11 min of base training, 8 min per
+# 100-episode evaluation, ~24 min per training seed: a 5 min fine-tune pair, two evaluations;
+# PRESET=mid: ~3 h, 21 min of base training, ~25 min per training seed); each further round adds
+# about 2 h (~8 min of deployment, ~25 min per training seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -28,7 +29,7 @@ BASE_STEPS=${BASE_STEPS:-4000}
 ROUND_EPISODES=${ROUND_EPISODES:-20}
 ROUND_SEED=${ROUND_SEED:-130000}
 FT_STEPS=${FT_STEPS:-1500}
-FT_SEEDS=${FT_SEEDS:-0 1 2}
+FT_SEEDS=${FT_SEEDS:-0 1 2 3 4}
 EVAL_EPISODES=${EVAL_EPISODES:-20}
 EVAL_SEED=${EVAL_SEED:-100000}
 WORKERS=${WORKERS:-2}
