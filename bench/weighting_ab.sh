@@ -14,7 +14,8 @@
 # demos + all rounds, and the pair is evaluated and compared again.
 # Env: DEMOS (a demonstration round; recorded if unset), DEMOS_PER_TASK (10), BASE_STEPS (4000),
 # ROUND_EPISODES per task (20), ROUND_SEED (130000), FT_STEPS (1500), FT_SEEDS (training seeds of the
-# fine-tunes, "0 1 2 3 4": with three, a 2-point difference was not separable from seed noise), EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
+# fine-tunes, "0 1 2 3 4": with three, a 2-point difference was not separable from seed noise),
+# EVAL_EPISODES per task (20), EVAL_SEED (100000), WORKERS (2), OUT
 # (runs/weighting_ab-<timestamp>), ROUNDS (1), PRESET (cpu; the policy preset of the base, whose
 # sizes every fine-tune keeps). A finished stage is skipped when the script is run again with the
 # same OUT. The defaults take about 2.5 h on 2 cores (measured: 11 min of base training, 8 min per
